@@ -1,0 +1,1 @@
+"""Agents that act in TransferFunction-v0: search baselines, SB3 PPO, the RLHF pipeline."""

@@ -1,0 +1,1 @@
+"""Bradley-Terry reward models trained on pairwise preferences (arrives with the reward-model issue)."""
