@@ -231,9 +231,17 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
         clipped = np.stack([tf.action for tf in tfs])
         luts = np.stack([tf.lut(renderer.scene.ranges) for tf in tfs])
         batch = renderer.render(luts)
-        rewards = np.asarray(self.backend.reward(clipped, batch, renderer), dtype=np.float64)
         area = renderer.silhouette_area(self.target)
         parts = self._oracle.oracle.components(batch.label_contrib, area)
+        if self.backend is self._oracle:
+            rewards = parts["score"]
+        else:
+            rewards = np.asarray(self.backend.reward(clipped, batch, renderer), dtype=np.float64)
+            if rewards.shape != (len(acts),):
+                raise ValueError(
+                    f"reward backend {self.backend.name!r} returned shape {rewards.shape}, "
+                    f"expected ({len(acts)},)"
+                )
         info: dict[str, Any] = {
             "scene": renderer.scene.name,
             "oracle_score": parts["score"],
@@ -242,8 +250,6 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
             "labels_approximate": renderer.scene.labels_approximate,
             "tf": tfs,
         }
-        if self.backend is self._oracle:
-            rewards = parts["score"]
         return rewards, batch, info
 
     def render(self) -> np.ndarray | None:

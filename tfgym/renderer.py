@@ -96,6 +96,44 @@ def _resample_matrix(n_in: int, n_out: int, scale: float, offset: float) -> np.n
     dist = np.abs(centres_out[:, None] - (np.arange(n_in) + 0.5)[None, :])
     return (np.clip(1.0 - dist / half_width, 0.0, None) / half_width).astype(np.float32)
 
+
+def _banded(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A banded resampling matrix as per-row ``(indices, weights)``, zero-padded."""
+    width = max(1, int((matrix > 0).sum(axis=1).max()))
+    idx = np.zeros((matrix.shape[0], width), dtype=np.int64)
+    wts = np.zeros((matrix.shape[0], width), dtype=np.float32)
+    for row in range(matrix.shape[0]):
+        nz = np.flatnonzero(matrix[row])
+        idx[row, : nz.size], wts[row, : nz.size] = nz, matrix[row, nz]
+    return idx, wts
+
+
+@numba.njit(cache=True, fastmath=True)
+def _resample_planes(planes, ry_idx, ry_w, rx_idx, rx_w):  # pragma: no cover - jit
+    """Separable banded resampling ``(b, rows, cols, 4) -> (b, H, W, 4)`` (no BLAS threads)."""
+    n_tf, _, cols, ch = planes.shape
+    height, width = ry_idx.shape[0], rx_idx.shape[0]
+    out = np.zeros((n_tf, height, width, ch), dtype=np.float32)
+    tmp = np.zeros((height, cols, ch), dtype=np.float32)
+    for t in range(n_tf):
+        tmp[:] = 0.0
+        for h in range(height):
+            for j in range(ry_idx.shape[1]):
+                w = ry_w[h, j]
+                if w != 0.0:
+                    src = planes[t, ry_idx[h, j]]
+                    for c in range(cols):
+                        for k in range(ch):
+                            tmp[h, c, k] += w * src[c, k]
+        for h in range(height):
+            for x in range(width):
+                for j in range(rx_idx.shape[1]):
+                    w = rx_w[x, j]
+                    if w != 0.0:
+                        for k in range(ch):
+                            out[t, h, x, k] += w * tmp[h, rx_idx[x, j], k]
+    return out
+
 EARLY_STOP = 1e-4  # rays stop once their transmittance falls below this
 
 
@@ -208,10 +246,12 @@ class Renderer:
         self._bins = torch.from_numpy(bins.reshape(-1).astype(np.int64)).to(dev)
         self._labels = torch.from_numpy(labels.reshape(-1).astype(np.int64)).to(dev)
         self._shade = torch.from_numpy(shade.reshape(self.depth, -1)).to(dev)
+        self._areas: dict[tuple[Tissue, ...], int] = {}
         self._hit = np.stack([(labels == t).any(axis=0) for t in Tissue])  # (L, rows, cols)
         scale = max(self.rows, self.cols) / self.image_size
         self._ry_np = _resample_matrix(self.rows, self.image_size, scale, self.rows / 2)
         self._rx_np = _resample_matrix(self.cols, self.image_size, scale, self.cols / 2)
+        self._ry_band, self._rx_band = _banded(self._ry_np), _banded(self._rx_np)
         self._ry = torch.from_numpy(self._ry_np).to(dev)
         self._rx = torch.from_numpy(self._rx_np).to(dev)
 
@@ -228,7 +268,10 @@ class Renderer:
 
     def silhouette_area(self, tissues: tuple[Tissue, ...] | list[Tissue]) -> int:
         """Plane pixels whose ray passes through any of ``tissues``."""
-        return int(np.logical_or.reduce([self._hit[t] for t in tissues]).sum())
+        key = tuple(sorted(set(tissues)))
+        if key not in self._areas:
+            self._areas[key] = int(np.logical_or.reduce([self._hit[t] for t in key]).sum())
+        return self._areas[key]
 
     @torch.no_grad()
     def render(self, luts: np.ndarray | torch.Tensor) -> RenderBatch:
@@ -270,13 +313,10 @@ class Renderer:
             self._ray_bins, self._ray_shade, self._ray_labels, lut, N_LABELS
         )
         planes = planes.reshape(-1, self.rows, self.cols, 4)
-        ry, rx = self._ry_np, self._rx_np
-        img = np.matmul(np.matmul(ry, planes.transpose(0, 3, 1, 2)), rx.T)  # (b, 4, H, W)
-        rgb = np.clip(img[:, :3] * 255.0 + 0.5, 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
-        alpha = np.clip(img[:, 3], 0.0, 1.0)
-        return RenderBatch(
-            rgb=np.ascontiguousarray(rgb), alpha=alpha, label_contrib=contrib.astype(np.float32)
-        )
+        img = _resample_planes(planes, *self._ry_band, *self._rx_band)  # (b, H, W, 4)
+        rgb = np.clip(img[..., :3] * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        alpha = np.clip(img[..., 3], 0.0, 1.0)
+        return RenderBatch(rgb=rgb, alpha=alpha, label_contrib=contrib.astype(np.float32))
 
     def _render_chunk(self, lut: torch.Tensor) -> tuple[torch.Tensor, ...]:
         b, depth, n = lut.shape[0], self.depth, self.rows * self.cols
