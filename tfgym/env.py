@@ -135,7 +135,8 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
         self.tf_kwargs: dict[str, Any] = {"opacity": opacity, "color_scheme": color_scheme}
         TransferFunction(((0, 0), (1, 0), (0, 1)), **self.tf_kwargs)  # validates both
         self.target = resolve_target(target)
-        self.backend = make_backend(reward_backend)
+        backend_kwargs = {"target": self.target} if reward_backend == "oracle" else {}
+        self.backend = make_backend(reward_backend, **backend_kwargs)
         self._oracle = (
             self.backend
             if isinstance(self.backend, OracleBackend) and self.backend.oracle.target == self.target
@@ -255,7 +256,8 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
     def render(self) -> np.ndarray | None:
         """``rgb_array``: the last rendering ``(H, W, 3)`` uint8 (black before a step).
 
-        ``human``: shows the last TF on the full-resolution scan in a pyvista window.
+        ``human``: shows the last TF on the working volume in an interactive pyvista window
+        (blocks until the window is closed).
         """
         if self.render_mode is None:
             gym.logger.warn("render() called without render_mode; pass render_mode='rgb_array'")

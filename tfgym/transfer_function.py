@@ -265,11 +265,20 @@ class TransferFunction:
         except (ValueError, TypeError) as e:
             raise ValueError(f"{p}: {e}") from e
 
-    def to_vtk_image(self, ranges: HistogramRanges, *, scalar_range: tuple[float, float]) -> Any:
+    def to_vtk_image(
+        self, ranges: HistogramRanges, *, scalar_range: tuple[float, float], voxel_size: float
+    ) -> Any:
         """The VTK 2D transfer function image (``vtkImageData``) of this TF.
+
+        Args:
+            ranges: histogram ranges of the scene the TF is applied to.
+            scalar_range: ``(min, max)`` of the volume VTK renders (its TF's x axis).
+            voxel_size: mean voxel spacing in mm of that volume (VTK's gradient is per voxel).
 
         See :func:`tfgym.vtk_render.export_tf_to_vtk` for the axis mapping.
         """
         from tfgym.vtk_render import export_tf_to_vtk
 
-        return export_tf_to_vtk(self.lut(ranges), ranges, scalar_range=scalar_range)
+        return export_tf_to_vtk(
+            self.lut(ranges), ranges, scalar_range=scalar_range, voxel_size=voxel_size
+        )
