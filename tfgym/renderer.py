@@ -58,7 +58,8 @@ VIEWS: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]]] = {
 VIEW_ALIASES = {"side": "left"}
 AMBIENT, DIFFUSE = 0.3, 0.7
 N_LABELS = len(Tissue)
-MAX_CHUNK_ELEMENTS = 1 << 22  # voxels x TFs composited at once (bounds memory)
+# voxels x TFs composited at once by the dense torch path (bounds memory)
+MAX_CHUNK_ELEMENTS = {"cpu": 1 << 22, "cuda": 1 << 28}
 
 
 def _axis_sign(v: tuple[int, int, int]) -> tuple[int, int]:
@@ -245,6 +246,7 @@ class Renderer:
         dev = self.device
         self._bins = torch.from_numpy(bins.reshape(-1).astype(np.int64)).to(dev)
         self._labels = torch.from_numpy(labels.reshape(-1).astype(np.int64)).to(dev)
+        self._onehot: torch.Tensor | None = None  # (voxels, labels), built on first dense render
         self._shade = torch.from_numpy(shade.reshape(self.depth, -1)).to(dev)
         self._areas: dict[tuple[Tissue, ...], int] = {}
         self._hit = np.stack([(labels == t).any(axis=0) for t in Tissue])  # (L, rows, cols)
@@ -289,7 +291,8 @@ class Renderer:
         lut = torch.as_tensor(luts, dtype=torch.float32, device=self.device)
         lut = self._check_luts(lut)  # type: ignore[arg-type]
         lut = lut.reshape(lut.shape[0], -1, 4).clamp(0.0, 1.0)
-        chunk = max(1, MAX_CHUNK_ELEMENTS // self._bins.numel())
+        limit = MAX_CHUNK_ELEMENTS.get(self.device.type, MAX_CHUNK_ELEMENTS["cpu"])
+        chunk = max(1, limit // self._bins.numel())
         parts = [self._render_chunk(lut[i : i + chunk]) for i in range(0, lut.shape[0], chunk)]
         rgb, alpha, contrib = (torch.cat(p, 0) for p in zip(*parts, strict=True))
         rgb_u8 = (rgb * 255.0 + 0.5).clamp(0, 255).to(torch.uint8)
@@ -328,8 +331,9 @@ class Renderer:
         log_t = per_voxel(torch.log1p(-alpha_lut))
         transmit = torch.exp(torch.cumsum(log_t, dim=1) - log_t)  # T before each sample
         weight = per_voxel(alpha_lut).mul_(transmit)  # (b, depth, n)
-        contrib = torch.zeros(b, N_LABELS, device=self.device)
-        contrib.index_add_(1, self._labels, weight.view(b, -1))
+        if self._onehot is None:  # a matmul, not atomics on 5 addresses (slow on GPUs)
+            self._onehot = torch.nn.functional.one_hot(self._labels, N_LABELS).float()
+        contrib = weight.view(b, -1) @ self._onehot
         lit = weight * self._shade
         planes = torch.empty(b, n, 4, device=self.device)
         for c in range(3):
