@@ -63,15 +63,23 @@ def main(args: Args) -> dict:
         scene = load_scene(args.scene, working_size=size)
         cpu = Renderer(scene)
         gpu = Renderer(scene, device=args.device)
-        tfs = [TransferFunction.from_action(rng.uniform(-1, 1, 8)) for _ in range(max(args.batches))]
+        tfs = [
+            TransferFunction.from_action(rng.uniform(-1, 1, 8)) for _ in range(max(args.batches))
+        ]
         luts = np.stack([tf.lut(scene.ranges) for tf in tfs]).astype(np.float32)
         luts_t = torch.from_numpy(luts).to(dev)  # a tensor always takes the dense torch path
         a, b = cpu.render(luts[:8]), gpu.render(luts_t[:8])
         err_alpha = float(np.abs(a.alpha - b.alpha).max())
         err_contrib = float(np.abs(a.label_contrib - b.label_contrib).max() / cpu.plane_pixels)
         for batch in args.batches:
-            t_cpu = _median_ms(lambda: cpu.render(luts[:batch]), args.repeats, lambda: None)
-            t_dev = _median_ms(lambda: gpu.render(luts_t[:batch]), args.repeats, sync)
+            t_cpu = _median_ms(
+                lambda cpu=cpu, luts=luts, batch=batch: cpu.render(luts[:batch]),
+                args.repeats,
+                lambda: None,
+            )
+            t_dev = _median_ms(
+                lambda gpu=gpu, lt=luts_t, batch=batch: gpu.render(lt[:batch]), args.repeats, sync
+            )
             rows.append(
                 {
                     "size": size,

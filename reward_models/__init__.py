@@ -1,1 +1,4 @@
-"""Bradley-Terry reward models trained on pairwise preferences (arrives with the reward-model issue)."""
+"""Bradley-Terry reward models trained on pairwise preferences.
+
+Arrives with the reward-model issue.
+"""

@@ -33,9 +33,7 @@ class RewardBackend(ABC):
     name: str = "backend"
 
     @abstractmethod
-    def reward(
-        self, actions: np.ndarray, render: RenderBatch, renderer: Renderer
-    ) -> np.ndarray:
+    def reward(self, actions: np.ndarray, render: RenderBatch, renderer: Renderer) -> np.ndarray:
         """Rewards for a batch.
 
         Args:
@@ -64,9 +62,7 @@ class OracleBackend(RewardBackend):
         """Resolve the target."""
         self.oracle = Oracle(resolve_target(target))
 
-    def reward(
-        self, actions: np.ndarray, render: RenderBatch, renderer: Renderer
-    ) -> np.ndarray:
+    def reward(self, actions: np.ndarray, render: RenderBatch, renderer: Renderer) -> np.ndarray:
         """Quality scores of the renderings."""
         del actions
         area = renderer.silhouette_area(self.oracle.target)

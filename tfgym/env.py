@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -79,7 +79,7 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
     | view             | "front"   | camera preset: front, back, left/side, right, top, bottom |
     | shading          | True      | gradient-based shading                                    |
     | opacity          | 0.8       | opacity of a fully covered histogram bin                  |
-    | color_scheme     | "bone"    | TF colour scheme (:data:`tfgym.transfer_function.COLOR_SCHEMES`) |
+    | color_scheme     | "bone"    | TF colour scheme (``transfer_function.COLOR_SCHEMES``)    |
     | target           | "bone"    | oracle target (:data:`tfgym.oracle.TARGETS`)              |
     | device           | "cpu"     | torch device of the renderer (e.g. ``"cuda"``)            |
     | render_mode      | None      | ``"rgb_array"`` or ``"human"`` (a pyvista window)          |
@@ -99,7 +99,7 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
         (True, True)
     """
 
-    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 4}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array", "human"], "render_fps": 4}
 
     def __init__(
         self,
@@ -190,9 +190,7 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
         self._last, self._last_tf, self._done = None, None, False
         return self._get_obs(), {"scene": name_}
 
-    def step(
-        self, action: np.ndarray
-    ) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Render the action's TF and score it; the episode ends."""
         if self.scene is None or self._done:
             raise gym.error.ResetNeeded("call reset() before step(): episodes last one step")
@@ -219,15 +217,18 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
         """
         if scene is None and self.scene is None:
             raise gym.error.ResetNeeded("call reset() first or pass scene=")
-        renderer = self.renderer_for(scene) if scene is not None else self.renderer_for(
-            self.scene.name  # type: ignore[union-attr]
+        renderer = (
+            self.renderer_for(scene)
+            if scene is not None
+            else self.renderer_for(
+                self.scene.name  # type: ignore[union-attr]
+            )
         )
         acts = np.asarray(actions, dtype=np.float64)
         if acts.ndim != 2:
             raise ValueError(f"actions must be (batch, {2 * self.n_vertices}), got {acts.shape}")
         tfs = [
-            TransferFunction(action_to_vertices(a, self.n_vertices), **self.tf_kwargs)
-            for a in acts
+            TransferFunction(action_to_vertices(a, self.n_vertices), **self.tf_kwargs) for a in acts
         ]
         clipped = np.stack([tf.action for tf in tfs])
         luts = np.stack([tf.lut(renderer.scene.ranges) for tf in tfs])

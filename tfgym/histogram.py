@@ -126,7 +126,11 @@ class HistogramRanges:
     def intensity_to_bin(self, value: np.ndarray | float) -> np.ndarray:
         """Continuous intensity coordinate in bin units (0 = lower edge, nx = upper edge)."""
         width = self.intensity_max - self.intensity_min
-        return (np.asarray(value, dtype=np.float64) - self.intensity_min) / width * self.n_intensity_bins
+        return (
+            (np.asarray(value, dtype=np.float64) - self.intensity_min)
+            / width
+            * self.n_intensity_bins
+        )
 
     def gradient_to_bin(self, value: np.ndarray | float) -> np.ndarray:
         """Continuous gradient coordinate in bin units (0 = zero gradient, ny = gradient_max)."""

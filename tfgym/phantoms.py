@@ -31,14 +31,18 @@ Anatomy (``Volume.labels``, noise-free, before any artefact):
 
 Grey values:
     HU-like values (air -1000, fat -100, brain ~30, soft tissue ~45, bone 700-1200, teeth
-    1900-2600, metal ~7000) are blurred (partial volume), cupped toward the centre of the field
-    of view, crossed by bright and dark streaks in the axial slices through metal, made noisy,
-    and finally mapped to uncalibrated scanner units ``gain * hu + offset`` (optionally clipped
-    to an unsigned 12-, 14- or 16-bit range), so the joint histogram moves from scan to scan.
+    1900-2600, amalgam 16000 -- metal attenuates far more than the 3071 HU where a clinical
+    scale ends, and it must stay the brightest after partial volume at coarse sizes) are
+    blurred (partial volume, Gaussian of 0.7-1.2 voxels), cupped toward the centre of the
+    field of view, crossed by bright and dark streaks in the axial slices through metal, made
+    noisy, and finally mapped to uncalibrated scanner units ``gain * hu + offset`` (optionally
+    clipped to an unsigned 12-, 14- or 16-bit range), so the joint histogram moves from scan
+    to scan as it does between real scanners.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -72,14 +76,18 @@ _HU_GREY, _HU_WHITE, _HU_CSF = 37.0, 29.0, 8.0
 _HU_CORTICAL, _HU_CANCELLOUS = 1200.0, 700.0
 _HU_ENAMEL, _HU_DENTIN, _HU_METAL = 2600.0, 1900.0, 16000.0
 
-# Expected HU range of each tissue in the scan before gain/offset, partial volume included;
-# PhantomSpec.tissue_range widens it by the scan's cupping and noise.
-_NOMINAL_RANGE: dict[Tissue, tuple[float, float]] = {
-    Tissue.AIR: (-1000.0, -550.0),
-    Tissue.SOFT_TISSUE: (-170.0, 220.0),
-    Tissue.BONE: (220.0, 1450.0),
-    Tissue.TEETH: (1150.0, 2900.0),
-    Tissue.METAL: (2500.0, 9000.0),
+# Expected HU range of each tissue before cupping, noise, gain and offset at sizes 64, 128
+# and 256: about the 5th to the 99th percentile of its voxels over the default phantoms.
+# Partial volume (the blur is 0.7-1.2 voxels) pulls thin and small dense structures down at
+# coarse sizes. PhantomSpec.tissue_range interpolates in log2(size) and widens by the scan's
+# cupping and noise.
+_RANGE_SIZES = (64.0, 128.0, 256.0)
+_NOMINAL_RANGE: dict[Tissue, tuple[tuple[float, float], ...]] = {
+    Tissue.AIR: ((-1000.0, -500.0), (-1000.0, -550.0), (-1000.0, -600.0)),
+    Tissue.SOFT_TISSUE: ((-350.0, 330.0), (-300.0, 330.0), (-200.0, 300.0)),
+    Tissue.BONE: ((120.0, 1250.0), (330.0, 1250.0), (500.0, 1250.0)),
+    Tissue.TEETH: ((500.0, 3000.0), (850.0, 3000.0), (1100.0, 3000.0)),
+    Tissue.METAL: ((1200.0, 17000.0), (2400.0, 17000.0), (3500.0, 17000.0)),
 }
 
 # Teeth from the midline backwards: central incisor .. third molar. Columns: mesiodistal
@@ -217,16 +225,18 @@ class PhantomSpec:
             grey = np.clip(grey, self.clip[0], self.clip[1])
         return grey
 
-    def tissue_range(self, tissue: Tissue | int) -> tuple[float, float]:
+    def tissue_range(self, tissue: Tissue | int, *, size: int = 64) -> tuple[float, float]:
         """Expected grey-value range of a tissue in this scan's uncalibrated units.
 
-        The nominal HU range of the tissue (partial volume included) is widened by the scan's
-        cupping and by three noise standard deviations, then mapped through gain, offset and
-        clipping. It is what a hand-made polygon or an expert transfer function for that tissue
-        would be built from.
+        The nominal HU range of the tissue at the volume's size (partial volume included) is
+        widened by the scan's cupping and by three noise standard deviations, then mapped
+        through gain, offset and clipping. It is what a hand-made polygon or an expert transfer
+        function for that tissue would be built from; it covers about 90 % or more of the
+        tissue's voxels, and neighbouring tissues' ranges overlap (more so at coarse sizes).
 
         Args:
             tissue: a :class:`tfgym.volume.Tissue`.
+            size: the ``size`` the phantom was made with (voxels along its longest side).
 
         Returns:
             ``(lo, hi)`` with ``lo <= hi``.
@@ -245,11 +255,13 @@ class PhantomSpec:
         except ValueError:
             valid = ", ".join(f"{t.name}={t.value}" for t in Tissue)
             raise ValueError(f"unknown tissue {tissue!r}; valid: {valid}") from None
-        lo, hi = _NOMINAL_RANGE[tissue]
-        lo = (lo - _HU_AIR) * (1.0 - self.cupping) + _HU_AIR - 3.0 * self.noise
-        hi = hi + 3.0 * self.noise
+        table = np.array(_NOMINAL_RANGE[tissue])
+        at = np.clip(np.log2(size), np.log2(_RANGE_SIZES[0]), np.log2(_RANGE_SIZES[-1]))
+        lo, hi = (float(np.interp(at, np.log2(_RANGE_SIZES), table[:, k])) for k in (0, 1))
         if tissue == Tissue.BONE:
             lo, hi = lo * self.bone_density, hi * self.bone_density
+        lo = (lo - _HU_AIR) * (1.0 - self.cupping) + _HU_AIR - 3.0 * self.noise
+        hi = hi + 3.0 * self.noise
         grey = self.to_grey(np.array([lo, hi]))
         return float(grey[0]), float(grey[1])
 
@@ -296,7 +308,7 @@ def phantom_spec(seed: int, *, metal: bool | None = None) -> PhantomSpec:
     anatomy = _draw_anatomy(rng)
     clip = None
     if clipped:  # unsigned integers just wide enough for the teeth (metal may saturate)
-        top = gain * (_NOMINAL_RANGE[Tissue.TEETH][1] + 3.0 * noise) + offset
+        top = gain * (_NOMINAL_RANGE[Tissue.TEETH][-1][1] + 3.0 * noise) + offset
         bits = next(b for b in (12, 14, 16) if top < 2**b - 1)
         clip = (0.0, float(2**bits - 1))
     return PhantomSpec(
@@ -305,7 +317,7 @@ def phantom_spec(seed: int, *, metal: bool | None = None) -> PhantomSpec:
 
 
 def _draw_anatomy(rng: np.random.Generator) -> Anatomy:
-    s = rng.uniform(0.91, 1.03)
+    s = rng.uniform(0.9, 1.0)
     scale = (s * rng.uniform(0.95, 1.04), s * rng.uniform(0.97, 1.03), s * rng.uniform(0.97, 1.02))
     teeth = rng.random((2, 2, 8)) >= np.array(_MISSING_P)
     fillings = []
@@ -322,7 +334,7 @@ def _draw_anatomy(rng: np.random.Generator) -> Anatomy:
     return Anatomy(
         scale=tuple(float(v) for v in scale),  # type: ignore[arg-type]
         pose_deg=tuple(float(v) for v in rng.uniform(-1, 1, 3) * (4.0, 7.0, 3.0)),  # type: ignore[arg-type]
-        shift_mm=tuple(float(v) for v in rng.uniform(-4.0, 4.0, 3)),  # type: ignore[arg-type]
+        shift_mm=tuple(float(v) for v in rng.uniform(-1, 1, 3) * (4.0, 4.0, 3.0)),  # type: ignore[arg-type]
         skull=float(rng.uniform(4.5, 8.0)),
         scalp=float(rng.uniform(4.5, 7.0)),
         fat=float(rng.uniform(2.5, 9.0)),
@@ -411,7 +423,9 @@ def _scan(
     for k, axis in enumerate(head.axes[::-1]):  # z, y, x
         f = texture.uniform(0.02, 0.08, 3)
         ph = texture.uniform(0, 2 * np.pi, 3)
-        w = sum(6.0 * np.cos(fi * axis + pi) for fi, pi in zip(f, ph, strict=True))
+        w = np.zeros_like(axis)
+        for fi, pi in zip(f, ph, strict=True):
+            w += 6.0 * np.cos(fi * axis + pi)
         shape = [1, 1, 1]
         shape[k] = -1
         wave = wave + w.astype(np.float32).reshape(shape)
@@ -424,10 +438,11 @@ def _scan(
     hu = (hu - _HU_AIR) * factor + _HU_AIR
     if spec.has_metal and head.metal:
         _add_streaks(hu, head, texture)
+    # Slightly correlated noise (as reconstructed CBCT noise is), scaled to spec.noise HU.
     n = _blur(noise.standard_normal(hu.shape, dtype=np.float32), 0.6)
-    k = np.exp(-0.5 * (np.arange(-2, 3) / 0.6) ** 2)
-    gain = spec.noise / float(np.sqrt(np.sum((k / k.sum()) ** 2)) ** 3)
-    hu += n * np.float32(gain)
+    kern = np.exp(-0.5 * (np.arange(-2, 3) / 0.6) ** 2)
+    std = float(np.sqrt(np.sum((kern / kern.sum()) ** 2))) ** 3
+    hu += n * np.float32(spec.noise / std)
     return spec.to_grey(hu)
 
 
@@ -436,18 +451,22 @@ def _add_streaks(hu: np.ndarray, head: _Head, rng: np.random.Generator) -> None:
     x, y, z = (a.astype(np.float32) for a in head.axes)
     h = head.h
     width = max(1.0, 0.6 * h)
-    profiles = []
+    profiles, clear = [], np.ones((y.size, x.size), np.float32)
+    for (cx, cy, _), _ in head.metal:  # streaks start at the metal's edge, not inside it
+        r2 = (x[None, :] - cx) ** 2 + (y[:, None] - cy) ** 2
+        clear *= 1.0 - np.exp(-r2 / (2.0 * (2.5 + h) ** 2))
     for (cx, cy, cz), half in head.metal:
         prof = np.clip(1.0 - (np.abs(z - cz) - half) / (1.5 * h), 0.0, 1.0)
         profiles.append(prof)
         dx, dy = x[None, :] - cx, y[:, None] - cy
         r = np.sqrt(dx * dx + dy * dy)
         theta = np.arctan2(dy, dx)
-        field2d = 0.35 * np.cos(rng.integers(16, 40) * theta + rng.uniform(0, 2 * np.pi))
+        fine = np.cos(rng.integers(16, 40) * theta + rng.uniform(0, 2 * np.pi))
+        field2d = 0.25 * fine * (0.5 + 0.5 * np.cos(3 * theta + rng.uniform(0, 2 * np.pi)))
         for ang, amp in zip(rng.uniform(0, np.pi, 8), rng.uniform(-1.0, 0.7, 8), strict=True):
             perp = np.abs(dx * math.sin(ang) - dy * math.cos(ang))
             field2d = field2d + amp * np.exp(-0.5 * (perp / width) ** 2)
-        field2d *= rng.uniform(600, 1100) * np.exp(-r / rng.uniform(30.0, 60.0))
+        field2d *= clear * rng.uniform(600, 1100) * np.exp(-r / rng.uniform(30.0, 60.0))
         idx = np.nonzero(prof)[0]
         hu[idx] += prof[idx, None, None] * field2d.astype(np.float32)[None]
     # Dark bands between pairs of metal objects in the same slices (photon starvation).
@@ -463,7 +482,7 @@ def _add_streaks(hu: np.ndarray, head: _Head, rng: np.random.Generator) -> None:
             px, py = x[None, :] - ax, y[:, None] - ay
             t = np.clip((px * ex + py * ey) / max(ex * ex + ey * ey, 1e-6), 0.0, 1.0)
             d2 = (px - t * ex) ** 2 + (py - t * ey) ** 2
-            band = -rng.uniform(500, 1000) * np.exp(-0.5 * d2 / (2.0 * width) ** 2)
+            band = -rng.uniform(500, 1000) * clear * np.exp(-0.5 * d2 / (2.0 * width) ** 2)
             hu[idx] += prof[idx, None, None] * band.astype(np.float32)[None]
 
 
@@ -487,15 +506,21 @@ def _capsule(
     X: np.ndarray, Y: np.ndarray, Z: np.ndarray, a: tuple, b: tuple, r: float | tuple
 ) -> np.ndarray:
     """Signed distance to the segment ``a``-``b`` swept by an ellipsoid of radii ``r``."""
-    r = (r, r, r) if np.isscalar(r) else r  # type: ignore[assignment]
+    rr = tuple(r) if isinstance(r, tuple) else (r, r, r)
     e = [float(bi - ai) for ai, bi in zip(a, b, strict=True)]
     px, py, pz = X - a[0], Y - a[1], Z - a[2]
     t = np.clip((px * e[0] + py * e[1] + pz * e[2]) / sum(v * v for v in e), 0.0, 1.0)
-    q = ((px - t * e[0]) / r[0]) ** 2 + ((py - t * e[1]) / r[1]) ** 2 + ((pz - t * e[2]) / r[2]) ** 2
-    return (np.sqrt(q) - 1.0) * min(r)  # type: ignore[arg-type]
+    q = (
+        ((px - t * e[0]) / rr[0]) ** 2
+        + ((py - t * e[1]) / rr[1]) ** 2
+        + ((pz - t * e[2]) / rr[2]) ** 2
+    )
+    return (np.sqrt(q) - 1.0) * min(rr)
 
 
-def _round_box(u: np.ndarray, v: np.ndarray, hu: np.ndarray, hv: np.ndarray, rc: float):
+def _round_box(
+    u: np.ndarray, v: np.ndarray, hu: np.ndarray | float, hv: np.ndarray | float, rc: float
+) -> np.ndarray:
     """Signed distance to a 2D rectangle of half sizes ``hu``, ``hv`` with rounded corners."""
     qu = np.abs(u) - (hu - rc)
     qv = np.abs(v) - (hv - rc)
@@ -556,12 +581,17 @@ class _Head:
         self.axes = tuple((np.arange(n) - (n - 1) / 2.0) * self.h for n in (nx, ny, nz))
         self.scale = np.array(an.scale)
         self.rot = _rotation(*an.pose_deg)
-        sx, sy, sz = an.scale
-        self.origin = np.array(an.shift_mm) + (0.0, 11.0 * sy, FOV_MM[0] / 2 - 8.0 - 85.0 * sz)
+        _, sy, sz = an.scale
+        # The canonical origin sits so that the vertex is ~9 mm below the top of the FOV and
+        # the head is centred from nose to occiput.
+        self.origin = np.array([0.0, 11.0 * sy, FOV_MM[0] / 2 - 9.0 - 85.0 * sz]) + an.shift_mm
         inv = self.rot.T / self.scale[:, None]
-        dx, dy, dz = ((ax - o).astype(np.float32) for ax, o in zip(self.axes, self.origin))
+        dx, dy, dz = (
+            (ax - o).astype(np.float32) for ax, o in zip(self.axes, self.origin, strict=True)
+        )
         self.X, self.Y, self.Z = (
-            float(m[0]) * dx[None, None, :] + float(m[1]) * dy[None, :, None]
+            float(m[0]) * dx[None, None, :]
+            + float(m[1]) * dy[None, :, None]
             + float(m[2]) * dz[:, None, None]
             for m in inv
         )
@@ -608,12 +638,13 @@ class _Head:
         """Box and signed distance of an ellipsoid (``"e"``, c, r) or capsule (``"c"``, a, b, r)."""
         if kind == "e":
             c, r = args
-            sl = self.box(tuple(ci - ri for ci, ri in zip(c, r)), tuple(ci + ri for ci, ri in zip(c, r)))
+            lo = tuple(ci - ri for ci, ri in zip(c, r, strict=True))
+            sl = self.box(lo, tuple(ci + ri for ci, ri in zip(c, r, strict=True)))
             return (sl, None) if sl is None else (sl, _ell(*self.coords(sl), c, r))
         a, b, r = args
         rr = max(r) if isinstance(r, tuple) else r
-        lo = tuple(min(ai, bi) - rr for ai, bi in zip(a, b))
-        hi = tuple(max(ai, bi) + rr for ai, bi in zip(a, b))
+        lo = tuple(min(ai, bi) - rr for ai, bi in zip(a, b, strict=True))
+        hi = tuple(max(ai, bi) + rr for ai, bi in zip(a, b, strict=True))
         sl = self.box(lo, hi)
         return (sl, None) if sl is None else (sl, _capsule(*self.coords(sl), a, b, r))
 
@@ -663,7 +694,7 @@ class _Head:
         self.paint(full, d < 0, Tissue.SOFT_TISSUE, hu)  # type: ignore[arg-type]
         for sx in (-1, 1):  # ears
             self.solid("e", (sx * 74, 8, -38), (5, 14, 28), tissue=Tissue.SOFT_TISSUE, hu=_HU_SOFT)
-        nose = (
+        nose: tuple[tuple, ...] = (
             ("e", (0, -99, -50), (13, 12, 21)),  # body
             ("c", (0, -97, -26), (0, -114, -60), 6),  # dorsum and tip
             ("e", (0, -103, -64), (17, 10, 8)),  # alae
@@ -672,14 +703,17 @@ class _Head:
             self.solid(kind, *args, tissue=Tissue.SOFT_TISSUE, hu=_HU_SOFT)
 
     def brain_floor(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-        """z of the floor of the cranial cavity: anterior, middle and posterior fossae, sella."""
+        """Height of the floor of the cranial cavity: anterior, middle, posterior fossa, sella."""
         fl = -12.0 - 32.0 * _sig((Y + 36.0) / 3.0) - 18.0 * _sig((Y - 6.0) / 4.0)
-        return fl + 16.0 * np.exp(-((X / 13.0) ** 4)) * _sig((Y + 38.0) / 3.0) * _sig((-6.0 - Y) / 3.0)
+        sella = _sig((Y + 38.0) / 3.0) * _sig((-6.0 - Y) / 3.0)
+        return fl + 16.0 * np.exp(-((X / 13.0) ** 4)) * sella
 
     def brain(self) -> None:
         """Grey and white matter, ventricles, cerebellum and a CSF rim inside the skull."""
         (a, b, c), t = _SKULL, self.an.skull
         sl = self.box((-a, -b, -c), (a, b, c))
+        if sl is None:
+            return
         X, Y, Z = self.coords(sl)
         di = _ell(X, Y, Z, (0, 0, 0), (a - t, b - t, c - t))
         fl = self.brain_floor(X, Y)
@@ -697,6 +731,8 @@ class _Head:
         """Cranial vault (two tables and diploe), skull base, petrous bones, mastoids."""
         (a, b, c), t = _SKULL, self.an.skull
         sl = self.box((-a, -b, -c), (a, b, c))
+        if sl is None:
+            return
         X, Y, Z = self.coords(sl)
         fl = self.brain_floor(X, Y)
         low = fl - 7.0 - 3.0 * _sig((Y + 36.0) / 3.0)
@@ -725,7 +761,8 @@ class _Head:
         tau = (px * float(e[0]) + py * float(e[1]) + pz * float(e[2])) / e2
         qh = px * float(uh[0]) + py * float(uh[1]) + pz * float(uh[2])
         qv = px * float(uv[0]) + py * float(uv[1]) + pz * float(uv[2])
-        rw, rh = 3.0 + 17.0 * tau + grow, 3.0 + 14.0 * tau + grow
+        tp = np.maximum(tau, 0.0)
+        rw, rh = 3.0 + 17.0 * tp + grow, 3.0 + 14.0 * tp + grow
         return (tau > -0.05) & (tau < 1.15) & ((qh / rw) ** 2 + (qv / rh) ** 2 < 1.0)
 
     def face(self) -> None:
@@ -794,8 +831,10 @@ class _Head:
         w = an.arch_width - 1.5 * jaw
         x = np.linspace(0.0, 1.6 * w, 400)
         u = x / w
-        y = -88.0 + an.overjet * jaw + an.arch_depth * (
-            an.arch_alpha * u**2 + (1.0 - an.arch_alpha) * u**4
+        y = (
+            -88.0
+            + an.overjet * jaw
+            + an.arch_depth * (an.arch_alpha * u**2 + (1.0 - an.arch_alpha) * u**4)
         )
         return x, y, np.concatenate([[0.0], np.cumsum(np.hypot(np.diff(x), np.diff(y)))])
 
@@ -807,7 +846,7 @@ class _Head:
         return np.cumsum(widths) - widths / 2.0, widths, jit
 
     def occlusal_z(self, jaw: int) -> float:
-        """z of the occlusal surfaces of the upper (0) or lower (1) teeth."""
+        """Height of the occlusal surfaces of the upper (0) or lower (1) teeth."""
         return _Z_OCCLUSAL + (0.5 if jaw == 0 else -0.5) * self.an.mouth_gap
 
     def arch_polyline(self, jaw: int, extra: float, end: tuple | None = None):
@@ -835,16 +874,20 @@ class _Head:
             d = d - np.clip(z_low - Z, 0.0, 22.0) * np.tan(_tilt(np.minimum(sig, arch_len)))
             ramp = np.clip((sig - arch_len) / (total / 2.0 - arch_len), 0.0, 1.0)
             half_w = 5.5 + 2.0 * np.exp(-((sig / 12.0) ** 2)) - 1.2 * ramp
-            zb = -135.0 + 10.0 * np.clip(sig / (total / 2.0), 0.0, 1.0) ** 1.5
+            zb = -135.0 + 15.0 * np.clip(sig / (total / 2.0), 0.0, 1.0) ** 1.3
             zt = z_low - 8.0 - 14.0 * ramp
             sdf = _round_box(d, Z - (zt + zb) / 2.0, half_w, (zt - zb) / 2.0, 2.5)
             self.paint(sl, sdf < 0, Tissue.BONE, self.bone_hu(-sdf))
         self.solid("e", (0, -88 + an.overjet - 2 - an.chin, -129), (13, 6, 8))  # chin
         for sx in (-1, 1):
-            self.solid("c", (sx * gw, gy - 14, -116), (sx * (gw + 1.5), gy - 12, -84), (4, 14, 14))
-            self.solid("c", (sx * (gw + 1), gy - 5, -86), (sx * (gw + 2), gy - 3, -62), (3.5, 4.5, 4.5))
+            self.solid("c", (sx * gw, gy - 13, -108), (sx * (gw + 1.5), gy - 12, -84), (4, 13, 13))
+            self.solid(
+                "c", (sx * (gw + 1), gy - 5, -86), (sx * (gw + 2), gy - 3, -62), (3.5, 4.5, 4.5)
+            )
             self.solid("e", (sx * (gw + 1), gy - 3, -60), (9.5, 5, 5.5))  # condyle
-            self.solid("c", (sx * (gw - 2), gy - 22, -90), (sx * (gw - 4), gy - 29, -66), (3, 4.5, 4.5))
+            self.solid(
+                "c", (sx * (gw - 2), gy - 22, -90), (sx * (gw - 4), gy - 29, -66), (3, 4.5, 4.5)
+            )
         z_up = self.occlusal_z(0)
         pts, _ = self.arch_polyline(0, 4.0)
         sl = self.box((-48, -104, z_up + 4), (48, float(pts[0, 1]) + 12, -64))
@@ -869,7 +912,7 @@ class _Head:
             dx, dy = np.gradient(x, arc), np.gradient(y, arc)
             for side in (0, 1):
                 sx = 1.0 if side else -1.0
-                centres, widths, jit = self.tooth_slots(jaw, side)
+                centres, _, jit = self.tooth_slots(jaw, side)
                 for i in np.flatnonzero(present[jaw, side]):
                     at = centres[i]
                     p0 = np.array([sx * np.interp(at, arc, x), np.interp(at, arc, y), 0.0])
@@ -877,9 +920,9 @@ class _Head:
                     t /= np.linalg.norm(t)
                     p0 += jit[i, 0] * t + jit[i, 1] * sx * np.array([t[1], -t[0], 0.0])
                     p0[2] = self.occlusal_z(jaw)
-                    self.tooth(jaw, i, p0, t, sx, _tilt(at), jit[i], metal.get((jaw, side, i)))
+                    self.tooth(jaw, i, p0, t, sx, _tilt(at), jit[i], metal.get((jaw, side, int(i))))
 
-    def tooth(self, jaw, i, p0, t, sx, tilt, jit, filling) -> None:  # noqa: PLR0913
+    def tooth(self, jaw, i, p0, t, sx, tilt, jit, filling) -> None:
         """Paint one tooth whose occlusal/incisal centre is ``p0`` and distal direction ``t``."""
         table = _UPPER_TEETH if jaw == 0 else _LOWER_TEETH
         md, bl, ch, rl, roots = table[i]
@@ -941,7 +984,8 @@ class _Head:
         self.metal.append(((float(cw[0]), float(cw[1]), float(cw[2])), half_z))
         # Keep at least the voxel nearest to the restoration metal, however coarse the grid.
         index = tuple(
-            int(round(cw[k] / self.h + (n - 1) / 2.0)) for k, n in zip((2, 1, 0), self.shape)
+            round(cw[k] / self.h + (n - 1) / 2.0)
+            for k, n in zip((2, 1, 0), self.shape, strict=True)
         )
         if all(0 <= j < n for j, n in zip(index, self.shape, strict=True)):
             self.lab[index], self.hu[index] = Tissue.METAL, _HU_METAL
@@ -971,10 +1015,13 @@ class _Head:
             if sl is None:
                 continue
             X, Y, Z = self.coords(sl)
-            arch = np.sqrt(
-                ((np.sqrt((X / 11.5) ** 2 + ((Y - 24.0) / 10.5) ** 2) - 1.0) * 11) ** 2
-                + (Z - zc + 1.0) ** 2
-            ) - 3.0
+            arch = (
+                np.sqrt(
+                    ((np.sqrt((X / 11.5) ** 2 + ((Y - 24.0) / 10.5) ** 2) - 1.0) * 11) ** 2
+                    + (Z - zc + 1.0) ** 2
+                )
+                - 3.0
+            )
             self.paint(sl, (arch < 0) & (Y > 14), Tissue.BONE, self.bone_hu(-arch))
             if zc > -110:
                 continue
@@ -997,7 +1044,7 @@ class _Head:
         self.solid("e", (0, -19, -62), (13, 9, 10), tissue=air, hu=_HU_AIR)
         r = (13.0 * an.airway, 6.5 * an.airway, 6.5 * an.airway)
         pts = ((0, -20, -62), (0, -13, -82), (0, -13, -118), (0, -22, -200))
-        for a, b in zip(pts[:-1], pts[1:], strict=True):
+        for a, b in itertools.pairwise(pts):
             self.solid("c", a, b, r, tissue=air, hu=_HU_AIR)
         self.solid("e", (0, -60, -84.5), (16, 22, 2.0), tissue=air, hu=_HU_AIR)
         gap = an.mouth_gap

@@ -9,9 +9,10 @@ volume is composited front to back along the view axis, one sample per voxel:
 
 On the CPU a compiled (numba) kernel marches each ray front to back and stops once the ray is
 opaque (transmittance below 1e-4), TFs of a batch in parallel; on a torch device such as
-``"cuda"`` the same sums are computed densely for the whole batch (log-space cumulative sum). Shading is gradient based: a headlight
-along the view direction with ``shade = ambient + diffuse * |n . l|`` where ``n`` is the
-normalised intensity gradient (voxels with a near-zero gradient are lit fully).
+``"cuda"`` the same sums are computed densely for the whole batch (log-space cumulative sum).
+Shading is gradient based: a headlight along the view direction with
+``shade = ambient + diffuse * |n . l|`` where ``n`` is the normalised intensity gradient
+(voxels with a near-zero gradient are lit fully).
 
 Camera: orthographic, along a volume axis, with the view presets of :data:`VIEWS`. The square
 image covers the projected bounding box of the volume, centred, the larger side filling it;
@@ -134,6 +135,7 @@ def _resample_planes(planes, ry_idx, ry_w, rx_idx, rx_w):  # pragma: no cover - 
                         for k in range(ch):
                             out[t, h, x, k] += w * tmp[h, rx_idx[x, j], k]
     return out
+
 
 EARLY_STOP = 1e-4  # rays stop once their transmittance falls below this
 
@@ -312,9 +314,7 @@ class Renderer:
         lut = self._check_luts(luts)
         lut = np.ascontiguousarray(lut.reshape(lut.shape[0], -1, 4))
         kernel = _composite_parallel if lut.shape[0] >= 4 else _composite_serial
-        planes, contrib = kernel(
-            self._ray_bins, self._ray_shade, self._ray_labels, lut, N_LABELS
-        )
+        planes, contrib = kernel(self._ray_bins, self._ray_shade, self._ray_labels, lut, N_LABELS)
         planes = planes.reshape(-1, self.rows, self.cols, 4)
         img = _resample_planes(planes, *self._ry_band, *self._rx_band)  # (b, H, W, 4)
         rgb = np.clip(img[..., :3] * 255.0 + 0.5, 0, 255).astype(np.uint8)
@@ -339,7 +339,9 @@ class Renderer:
         for c in range(3):
             planes[..., c] = (lit * per_voxel(lut[..., c].contiguous())).sum(dim=1)
         planes[..., 3] = weight.sum(dim=1)  # == 1 - prod(1 - alpha)
-        img = torch.einsum("hr,brcx,wc->bhwx", self._ry, planes.view(b, self.rows, self.cols, 4), self._rx)
+        img = torch.einsum(
+            "hr,brcx,wc->bhwx", self._ry, planes.view(b, self.rows, self.cols, 4), self._rx
+        )
         return img[..., :3], img[..., 3].clamp(0.0, 1.0), contrib
 
     @functools.cached_property

@@ -230,12 +230,20 @@ class TransferFunction:
         if d.get("version", TF_FORMAT_VERSION) > TF_FORMAT_VERSION:
             raise ValueError(f"TF format version {d['version']} is newer than this tfgym")
         ranges = d.get("ranges")
-        return cls(
-            vertices=d["vertices"],
-            opacity=float(d.get("opacity", 0.8)),
-            color_scheme=str(d.get("color_scheme", "bone")),
-            ranges=None if ranges is None else HistogramRanges(**ranges),
-        )
+        if ranges is not None:
+            try:
+                ranges = HistogramRanges(**ranges)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"malformed 'ranges' in transfer function: {e}") from e
+        try:
+            return cls(
+                vertices=d["vertices"],
+                opacity=float(d.get("opacity", 0.8)),
+                color_scheme=str(d.get("color_scheme", "bone")),
+                ranges=ranges,
+            )
+        except TypeError as e:
+            raise ValueError(f"malformed transfer function: {e}") from e
 
     def to_json(self) -> str:
         """JSON text of :meth:`to_dict`."""

@@ -81,7 +81,9 @@ class Volume:
         if self.data.dtype != np.float32:
             object.__setattr__(self, "data", np.ascontiguousarray(self.data, dtype=np.float32))
         if len(self.spacing) != 3 or not all(np.isfinite(s) and s > 0 for s in self.spacing):
-            raise VolumeError(f"{self.name}: spacing must be three positive numbers, got {self.spacing}")
+            raise VolumeError(
+                f"{self.name}: spacing must be three positive numbers, got {self.spacing}"
+            )
         object.__setattr__(self, "spacing", tuple(float(s) for s in self.spacing))
         if self.labels is not None:
             if self.labels.shape != self.data.shape:
