@@ -229,38 +229,56 @@ class Renderer:
         if image_size < 8:
             raise ValueError(f"image_size must be at least 8, got {image_size}")
         self.scene, self.image_size, self.view = scene, int(image_size), view
+        self.shading = bool(shading)
         self.device = torch.device(device)
-        perm, flips = view_geometry(view)
-        flip_axes = tuple(i for i, f in enumerate(flips) if f)
-
-        def arrange(a: np.ndarray) -> np.ndarray:
-            return np.ascontiguousarray(np.flip(np.transpose(a, perm), flip_axes))
-
-        bins = arrange(scene.bins)
+        bins, labels, shade = self._view_arrays()
         self.depth, self.rows, self.cols = bins.shape
-        labels = arrange(scene.labels)
-        shade = arrange(self._shade(scene, view)) if shading else np.ones(bins.shape, np.float32)
         self._use_kernel = self.device.type == "cpu"
         if self._use_kernel:  # ray-major (rows*cols, depth) for the compiled kernel
             self._ray_bins = np.ascontiguousarray(bins.reshape(self.depth, -1).T.astype(np.int32))
             self._ray_shade = np.ascontiguousarray(shade.reshape(self.depth, -1).T)
             self._ray_labels = np.ascontiguousarray(labels.reshape(self.depth, -1).T)
-        dev = self.device
-        self._bins = torch.from_numpy(bins.reshape(-1).astype(np.int64)).to(dev)
-        self._labels = torch.from_numpy(labels.reshape(-1).astype(np.int64)).to(dev)
-        self._onehot: torch.Tensor | None = None  # (voxels, labels), built on first dense render
-        self._shade = torch.from_numpy(shade.reshape(self.depth, -1)).to(dev)
+        self._dense: tuple[torch.Tensor, ...] | None = None  # torch path, built on first use
         self._areas: dict[tuple[Tissue, ...], int] = {}
         self._hit = np.stack([(labels == t).any(axis=0) for t in Tissue])  # (L, rows, cols)
         scale = max(self.rows, self.cols) / self.image_size
         self._ry_np = _resample_matrix(self.rows, self.image_size, scale, self.rows / 2)
         self._rx_np = _resample_matrix(self.cols, self.image_size, scale, self.cols / 2)
         self._ry_band, self._rx_band = _banded(self._ry_np), _banded(self._rx_np)
-        self._ry = torch.from_numpy(self._ry_np).to(dev)
-        self._rx = torch.from_numpy(self._rx_np).to(dev)
+
+    def _view_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Bins, labels and shading, ordered ``(depth, rows, cols)`` for the view."""
+        perm, flips = view_geometry(self.view)
+        flip_axes = tuple(i for i, f in enumerate(flips) if f)
+
+        def arrange(a: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(np.flip(np.transpose(a, perm), flip_axes))
+
+        bins = arrange(self.scene.bins)
+        if self.shading:
+            shade = arrange(self._shading(self.scene, self.view))
+        else:
+            shade = np.ones(bins.shape, np.float32)
+        return bins, arrange(self.scene.labels), shade
+
+    def _dense_tensors(self) -> tuple[torch.Tensor, ...]:
+        """Tensors of the dense torch path on ``self.device``, built once."""
+        if self._dense is None:
+            bins, labels, shade = self._view_arrays()
+            dev = self.device
+            label_t = torch.from_numpy(labels.reshape(-1).astype(np.int64)).to(dev)
+            self._dense = (
+                torch.from_numpy(bins.reshape(-1).astype(np.int64)).to(dev),
+                # label sums by a matmul, not atomics on 5 addresses (slow on GPUs)
+                torch.nn.functional.one_hot(label_t, N_LABELS).float(),
+                torch.from_numpy(shade.reshape(self.depth, -1)).to(dev),
+                torch.from_numpy(self._ry_np).to(dev),
+                torch.from_numpy(self._rx_np).to(dev),
+            )
+        return self._dense
 
     @staticmethod
-    def _shade(scene: Scene, view: str) -> np.ndarray:
+    def _shading(scene: Scene, view: str) -> np.ndarray:
         dop, _ = VIEWS[VIEW_ALIASES.get(view, view)]
         data, spacing = scene.volume.data, scene.volume.spacing
         gz, gy, gx = np.gradient(data, *spacing)
@@ -294,7 +312,7 @@ class Renderer:
         lut = self._check_luts(lut)  # type: ignore[arg-type]
         lut = lut.reshape(lut.shape[0], -1, 4).clamp(0.0, 1.0)
         limit = MAX_CHUNK_ELEMENTS.get(self.device.type, MAX_CHUNK_ELEMENTS["cpu"])
-        chunk = max(1, limit // self._bins.numel())
+        chunk = max(1, limit // (self.depth * self.plane_pixels))
         parts = [self._render_chunk(lut[i : i + chunk]) for i in range(0, lut.shape[0], chunk)]
         rgb, alpha, contrib = (torch.cat(p, 0) for p in zip(*parts, strict=True))
         rgb_u8 = (rgb * 255.0 + 0.5).clamp(0, 255).to(torch.uint8)
@@ -323,25 +341,22 @@ class Renderer:
 
     def _render_chunk(self, lut: torch.Tensor) -> tuple[torch.Tensor, ...]:
         b, depth, n = lut.shape[0], self.depth, self.rows * self.cols
+        bins, onehot, shade, ry, rx = self._dense_tensors()
         alpha_lut = lut[..., 3].clamp(max=1.0 - 1e-6)
 
         def per_voxel(table: torch.Tensor) -> torch.Tensor:  # (b, K) -> (b, depth, n)
-            return table.index_select(1, self._bins).view(b, depth, n)
+            return table.index_select(1, bins).view(b, depth, n)
 
         log_t = per_voxel(torch.log1p(-alpha_lut))
         transmit = torch.exp(torch.cumsum(log_t, dim=1) - log_t)  # T before each sample
         weight = per_voxel(alpha_lut).mul_(transmit)  # (b, depth, n)
-        if self._onehot is None:  # a matmul, not atomics on 5 addresses (slow on GPUs)
-            self._onehot = torch.nn.functional.one_hot(self._labels, N_LABELS).float()
-        contrib = weight.view(b, -1) @ self._onehot
-        lit = weight * self._shade
+        contrib = weight.view(b, -1) @ onehot
+        lit = weight * shade
         planes = torch.empty(b, n, 4, device=self.device)
         for c in range(3):
             planes[..., c] = (lit * per_voxel(lut[..., c].contiguous())).sum(dim=1)
         planes[..., 3] = weight.sum(dim=1)  # == 1 - prod(1 - alpha)
-        img = torch.einsum(
-            "hr,brcx,wc->bhwx", self._ry, planes.view(b, self.rows, self.cols, 4), self._rx
-        )
+        img = torch.einsum("hr,brcx,wc->bhwx", ry, planes.view(b, self.rows, self.cols, 4), rx)
         return img[..., :3], img[..., 3].clamp(0.0, 1.0), contrib
 
     @functools.cached_property

@@ -219,7 +219,7 @@ def load_scene(
     return _load_cached(key, 0, working_size, histogram_bins)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=32)
 def _load_cached(key: str, stamp: int, working_size: int, histogram_bins: int) -> Scene:
     del stamp  # part of the cache key only: a modified file is loaded again
     if key in PHANTOM_NAMES:
