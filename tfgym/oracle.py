@@ -184,9 +184,10 @@ def make_labeler(preset: str | SimulatedLabeler) -> SimulatedLabeler:
 def reference_action(scene: object, target: str | Sequence[Tissue] = "bone") -> np.ndarray:
     """A hand-made TF for ``target``: a full-height intensity band around the target tissue.
 
-    The band's edges sit halfway between the target's grey values and those of the
-    neighbouring tissues (5th/95th percentiles, from the scene's labels); the upper edge is
-    the top of the histogram when no non-target tissue (metal aside) is denser.
+    The band's edges sit halfway between the target's grey values (5th/95th percentiles of
+    all target voxels pooled, from the scene's labels) and those of the neighbouring tissues;
+    the upper edge is the top of the histogram when no non-target tissue (metal aside) is
+    denser.
 
     Args:
         scene: a :class:`tfgym.scene.Scene`.
@@ -197,21 +198,21 @@ def reference_action(scene: object, target: str | Sequence[Tissue] = "bone") -> 
     """
     tissues = set(resolve_target(target))
     ranges = scene.ranges  # type: ignore[attr-defined]
-    stats = {
+    data, labels = scene.volume.data, scene.labels  # type: ignore[attr-defined]
+    pooled = data[np.isin(labels, list(tissues))]
+    if pooled.size == 0:
+        raise ValueError(f"none of the target tissues {sorted(tissues)} is in the scene")
+    # pooled percentiles: a few artefact-darkened voxels of a small tissue (teeth next to
+    # metal) must not drag the band's lower edge into soft tissue
+    lo_t, med, hi_t = np.percentile(pooled, (5.0, 50.0, 95.0))
+    others = {
         t: scene.tissue_intensity(t, (5.0, 50.0, 95.0))  # type: ignore[attr-defined]
         for t in Tissue
-        if t != Tissue.METAL
+        if t != Tissue.METAL and t not in tissues
     }
-    present = {t: s for t, s in stats.items() if np.all(np.isfinite(s))}
-    inside = [s for t, s in present.items() if t in tissues]
-    if not inside:
-        raise ValueError(f"none of the target tissues {sorted(tissues)} is in the scene")
-    lo_t = min(s[0] for s in inside)
-    hi_t = max(s[2] for s in inside)
-    med_lo = min(s[1] for s in inside)
-    med_hi = max(s[1] for s in inside)
-    below = [s[2] for t, s in present.items() if t not in tissues and s[1] < med_lo]
-    above = [s[0] for t, s in present.items() if t not in tissues and s[1] > med_hi]
+    present = [s for s in others.values() if np.all(np.isfinite(s))]
+    below = [s[2] for s in present if s[1] < med]
+    above = [s[0] for s in present if s[1] > med]
     lo = (lo_t + max(below)) / 2 if below else lo_t
     hi = (hi_t + min(above)) / 2 if above else np.inf
     x = (ranges.intensity_to_bin(np.array([lo, hi])) / ranges.n_intensity_bins) * 2 - 1

@@ -1,0 +1,81 @@
+"""Shared fixtures: a seeded rng, single-threaded torch and a tiny labelled head-like volume.
+
+The tiny volume is small enough that slow pure-python references run over every voxel, and
+already isotropic at the fixture's working size, so ``Scene.from_volume(tiny_volume,
+working_size=24)`` keeps its voxels unchanged (no resampling).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tfgym.volume import Tissue, Volume
+
+TINY_SHAPE = (24, 20, 16)  # (nz, ny, nx)
+TINY_SPACING = 2.0  # mm, isotropic
+TINY_WORKING_SIZE = 24  # == the longest side: the scene keeps the voxels as they are
+TINY_BINS = 16
+
+# Grey values of the tiny volume's tissues (HU-like).
+TINY_VALUES = {
+    Tissue.AIR: -1000.0,
+    Tissue.SOFT_TISSUE: 40.0,
+    Tissue.BONE: 1000.0,
+    Tissue.TEETH: 2200.0,
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Single-threaded torch for the whole session (reproducible and no oversubscription)."""
+    del config
+    import torch
+
+    torch.set_num_threads(1)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    """A fresh, seeded numpy generator per test."""
+    return np.random.default_rng(0)
+
+
+def make_tiny_volume(noise: float = 5.0, seed: int = 0) -> Volume:
+    """A labelled ``(24, 20, 16)`` volume: a bone sphere in a soft-tissue ellipsoid, in air.
+
+    A small block of "teeth" sits on the face side (low y) below the sphere (low z), so the
+    volume has no mirror symmetry along y or z. Grey values are :data:`TINY_VALUES` plus
+    Gaussian noise of standard deviation ``noise``; labels are exact.
+    """
+    nz, ny, nx = TINY_SHAPE
+    z, y, x = np.meshgrid(
+        np.arange(nz) - (nz - 1) / 2,
+        np.arange(ny) - (ny - 1) / 2,
+        np.arange(nx) - (nx - 1) / 2,
+        indexing="ij",
+    )
+    labels = np.full(TINY_SHAPE, Tissue.AIR, dtype=np.uint8)
+    labels[(z / 11.0) ** 2 + (y / 9.0) ** 2 + (x / 7.0) ** 2 <= 1.0] = Tissue.SOFT_TISSUE
+    labels[z**2 + y**2 + x**2 <= 4.5**2] = Tissue.BONE
+    labels[(np.abs(x) <= 1.5) & (y >= -8.5) & (y <= -6.5) & (z >= -7.5) & (z <= -5.5)] = (
+        Tissue.TEETH
+    )
+    data = np.zeros(TINY_SHAPE, dtype=np.float32)
+    for tissue, value in TINY_VALUES.items():
+        data[labels == tissue] = value
+    data += np.random.default_rng(seed).normal(0.0, noise, TINY_SHAPE).astype(np.float32)
+    return Volume(data, (TINY_SPACING,) * 3, name="tiny", labels=labels)
+
+
+@pytest.fixture
+def tiny_volume() -> Volume:
+    """The tiny labelled volume of :func:`make_tiny_volume` (a fresh copy per test)."""
+    return make_tiny_volume()
+
+
+@pytest.fixture
+def tiny_scene(tiny_volume: Volume):
+    """``Scene.from_volume(tiny_volume, working_size=24, histogram_bins=16)``."""
+    from tfgym.scene import Scene
+
+    return Scene.from_volume(tiny_volume, working_size=TINY_WORKING_SIZE, histogram_bins=TINY_BINS)
