@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -99,7 +99,7 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
         (True, True)
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array", "human"], "render_fps": 4}
+    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 4}  # noqa: RUF012
 
     def __init__(
         self,
@@ -228,7 +228,10 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
         if acts.ndim != 2:
             raise ValueError(f"actions must be (batch, {2 * self.n_vertices}), got {acts.shape}")
         tfs = [
-            TransferFunction(action_to_vertices(a, self.n_vertices), **self.tf_kwargs) for a in acts
+            TransferFunction.from_action(
+                action_to_vertices(a, self.n_vertices).ravel(), **self.tf_kwargs
+            )
+            for a in acts
         ]
         clipped = np.stack([tf.action for tf in tfs])
         luts = np.stack([tf.lut(renderer.scene.ranges) for tf in tfs])

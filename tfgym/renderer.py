@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numba
 import numpy as np
@@ -46,6 +47,8 @@ except ImportError as e:  # pragma: no cover - torch is a hard dependency
     ) from e
 
 __all__ = ["VIEWS", "RenderBatch", "Renderer", "view_geometry"]
+
+LutT = TypeVar("LutT", np.ndarray, torch.Tensor)
 
 # World axes x, y, z are array axes 2, 1, 0. A view: direction of projection and view-up.
 VIEWS: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]]] = {
@@ -309,7 +312,7 @@ class Renderer:
         if self._use_kernel and not isinstance(luts, torch.Tensor):
             return self._render_kernel(np.asarray(luts, dtype=np.float32))
         lut = torch.as_tensor(luts, dtype=torch.float32, device=self.device)
-        lut = self._check_luts(lut)  # type: ignore[arg-type]
+        lut = self._check_luts(lut)
         lut = lut.reshape(lut.shape[0], -1, 4).clamp(0.0, 1.0)
         limit = MAX_CHUNK_ELEMENTS.get(self.device.type, MAX_CHUNK_ELEMENTS["cpu"])
         chunk = max(1, limit // (self.depth * self.plane_pixels))
@@ -320,7 +323,7 @@ class Renderer:
             rgb=rgb_u8.cpu().numpy(), alpha=alpha.cpu().numpy(), label_contrib=contrib.cpu().numpy()
         )
 
-    def _check_luts(self, lut: np.ndarray) -> np.ndarray:
+    def _check_luts(self, lut: LutT) -> LutT:
         if lut.ndim == 3:
             lut = lut[None]
         expected = (*self.scene.ranges.shape, 4)
