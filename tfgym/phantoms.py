@@ -22,7 +22,8 @@ Anatomy (``Volume.labels``, noise-free, before any artefact):
     * BONE: cranium (a shell of two cortical tables and diploe over a thicker skull base with
       foramen magnum, petrous ridges and mastoids), facial skeleton (maxilla, zygomas and
       arches, orbits, nasal bones and septum, hard palate), mandible (a U-shaped body with
-      rami up to the skull base), cervical spine C1-C5 and the hyoid.
+      rami up to the skull base), the cervical spine down to the bottom of the field of view
+      and the hyoid.
     * TEETH: up to 32 individual teeth (crown of enamel over dentin, one to three roots) in the
       maxillary and mandibular alveolar bone; which teeth are present varies with the seed.
     * METAL: amalgam fillings or metal crowns on some premolars and molars, in the phantoms
@@ -992,11 +993,11 @@ class _Head:
 
     # -- spine, airway ---------------------------------------------------------------------
     def spine(self) -> None:
-        """Brainstem and cord in the spinal canal, vertebrae C1-C5, hyoid bone."""
+        """Brainstem and cord in the spinal canal, vertebrae C1-C7 (as far as the FOV reaches)."""
         soft = Tissue.SOFT_TISSUE
-        self.solid("c", (0, 22, -50), (0, 28, -200), 8, tissue=soft, hu=_HU_CSF)
+        self.solid("c", (0, 22, -50), (0, 28, -240), 8, tissue=soft, hu=_HU_CSF)
         self.solid("c", (0, 10, -20), (0, 22, -62), 10, tissue=soft, hu=33.0)
-        self.solid("c", (0, 22, -62), (0, 28, -200), 5, tissue=soft, hu=33.0)
+        self.solid("c", (0, 22, -62), (0, 28, -240), 5, tissue=soft, hu=33.0)
         sl = self.box((-42, -8, -88), (42, 48, -64))
         if sl is not None:  # atlas: a ring with lateral masses
             X, Y, Z = self.coords(sl)
@@ -1010,7 +1011,7 @@ class _Head:
         self.solid("e", (0, 6, -102), (9.5, 8.5, 12))  # axis body
         self.solid("c", (0, 5, -96), (0, 4, -72), 5)  # dens
         self.solid("c", (0, 34, -106), (0, 50, -114), (4, 4, 5))  # axis spinous process
-        for zc in (-104.0, -124.0, -143.0, -162.0):
+        for zc in (-104.0, -124.0, -143.0, -162.0, -181.0, -200.0, -219.0):  # C2 arch .. C7
             sl = self.box((-30, -6, zc - 20), (30, 48, zc + 10))
             if sl is None:
                 continue
@@ -1043,7 +1044,7 @@ class _Head:
         an, air = self.an, Tissue.AIR
         self.solid("e", (0, -19, -62), (13, 9, 10), tissue=air, hu=_HU_AIR)
         r = (13.0 * an.airway, 6.5 * an.airway, 6.5 * an.airway)
-        pts = ((0, -20, -62), (0, -13, -82), (0, -13, -118), (0, -22, -200))
+        pts = ((0, -20, -62), (0, -13, -82), (0, -13, -118), (0, -24, -240))
         for a, b in itertools.pairwise(pts):
             self.solid("c", a, b, r, tissue=air, hu=_HU_AIR)
         self.solid("e", (0, -60, -84.5), (16, 22, 2.0), tissue=air, hu=_HU_AIR)
