@@ -1,0 +1,256 @@
+"""Search baselines: find a good transfer function for one scene without learning.
+
+Both searches act in ``TransferFunction-v0`` through the env's batched
+``env.unwrapped.evaluate(actions, scene=...)``: a whole population of polygons is rendered and
+scored in one call, so a search costs one render call per iteration, not one per action.
+The budget counts **env evaluations** (actions scored), the unit of cost that compares
+searches, policies and human labeling.
+
+* :class:`RandomSearch` -- actions drawn uniformly from the action box, in batches.
+* :class:`CrossEntropySearch` -- the cross-entropy method (CEM) over the flat action: a
+  Gaussian with diagonal covariance is sampled (clipped to ``[-1, 1]``), and refitted to the
+  elite fraction of its samples with smoothing and a floor on the standard deviation.
+
+Randomness comes only from the ``rng: np.random.Generator`` given to the search, so a search
+with a freshly seeded generator is reproducible.
+
+Example:
+    >>> import gymnasium as gym
+    >>> env = gym.make("tfgym:TransferFunction-v0", scenes="headsq")
+    >>> cem = CrossEntropySearch(np.random.default_rng(0), population_size=8)
+    >>> result = cem.run(env, "headsq", budget=20)
+    >>> result.n_evaluations, [s.evaluations for s in result.history]
+    (20, [8, 16, 20])
+    >>> bool(0.0 <= result.best_reward <= 1.0), result.best_action.shape
+    (True, (8,))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["CrossEntropySearch", "IterationStats", "RandomSearch", "SearchResult"]
+
+
+@dataclass(frozen=True)
+class IterationStats:
+    """Statistics of one search iteration (one population, one render call).
+
+    Attributes:
+        iteration: 0-based iteration index.
+        evaluations: env evaluations so far, this iteration's included.
+        best_reward: best reward found so far (running maximum).
+        population_best: best reward within this iteration's population.
+        mean_reward: mean reward of this iteration's population.
+    """
+
+    iteration: int
+    evaluations: int
+    best_reward: float
+    population_best: float
+    mean_reward: float
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The outcome of a search on one scene.
+
+    Attributes:
+        scene: the scene searched.
+        best_action: float32 ``(2 * n_vertices,)`` in ``[-1, 1]``, the best action found.
+        best_reward: its reward.
+        history: one :class:`IterationStats` per iteration.
+        n_evaluations: env evaluations spent (never more than the budget).
+    """
+
+    scene: str
+    best_action: np.ndarray
+    best_reward: float
+    history: tuple[IterationStats, ...]
+    n_evaluations: int
+
+    @property
+    def best_rewards(self) -> np.ndarray:
+        """Running best reward per iteration, float64 ``(n_iterations,)``."""
+        return np.array([s.best_reward for s in self.history], dtype=np.float64)
+
+    @property
+    def mean_rewards(self) -> np.ndarray:
+        """Population mean reward per iteration, float64 ``(n_iterations,)``."""
+        return np.array([s.mean_reward for s in self.history], dtype=np.float64)
+
+
+class _Search:
+    """Shared loop: propose a population, score it in one call, keep the best."""
+
+    def __init__(self, rng: np.random.Generator, *, population_size: int, progress: bool) -> None:
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        if population_size < 2:
+            raise ValueError(f"population_size must be at least 2, got {population_size}")
+        self.rng = rng
+        self.population_size = int(population_size)
+        self.progress = bool(progress)
+
+    def _start(self, dim: int) -> None:
+        """Reset the search state for an action of ``dim`` numbers."""
+
+    def _propose(self, n: int, dim: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def _update(self, actions: np.ndarray, rewards: np.ndarray) -> None:
+        """Learn from a scored population (nothing to learn by default)."""
+
+    def run(self, env: Any, scene: str | None, budget: int) -> SearchResult:
+        """Search for the best action on one scene.
+
+        Args:
+            env: a ``TransferFunction-v0`` env, wrapped or not.
+            scene: scene name or path; ``None`` uses the env's current scene (after ``reset``).
+            budget: env evaluations to spend; the last population is shrunk to fit.
+
+        Returns:
+            The :class:`SearchResult`.
+
+        Raises:
+            ValueError: for a budget below 1.
+        """
+        if budget < 1:
+            raise ValueError(f"budget must be at least 1 env evaluation, got {budget}")
+        base = env.unwrapped
+        if scene is None:
+            if base.scene is None:
+                raise ValueError("scene=None needs an env that has been reset")
+            scene = base.scene.name
+        dim = int(np.prod(base.action_space.shape))
+        self._start(dim)
+        best_action, best_reward = np.zeros(dim, np.float32), -np.inf
+        history: list[IterationStats] = []
+        spent = 0
+        bar = _progress_bar(budget, str(scene)) if self.progress else None
+        try:
+            while spent < budget:
+                n = min(self.population_size, budget - spent)
+                actions = np.clip(self._propose(n, dim), -1.0, 1.0).astype(np.float32)
+                rewards, _, _ = base.evaluate(actions, scene=scene)
+                rewards = np.asarray(rewards, dtype=np.float64)
+                spent += n
+                i = int(np.argmax(rewards))
+                if rewards[i] > best_reward:
+                    best_action, best_reward = actions[i].copy(), float(rewards[i])
+                self._update(actions, rewards)
+                history.append(
+                    IterationStats(
+                        iteration=len(history),
+                        evaluations=spent,
+                        best_reward=best_reward,
+                        population_best=float(rewards[i]),
+                        mean_reward=float(rewards.mean()),
+                    )
+                )
+                if bar is not None:
+                    bar.update(n)
+                    bar.set_postfix(best=f"{best_reward:.3f}", mean=f"{rewards.mean():.3f}")
+        finally:
+            if bar is not None:
+                bar.close()
+        return SearchResult(
+            scene=str(scene),
+            best_action=best_action,
+            best_reward=best_reward,
+            history=tuple(history),
+            n_evaluations=spent,
+        )
+
+
+def _progress_bar(total: int, desc: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="eval", dynamic_ncols=True)
+
+
+class RandomSearch(_Search):
+    """Uniform random search over the action box.
+
+    Args:
+        rng: the only source of randomness.
+        population_size: actions scored per render call.
+        progress: show a tqdm progress bar.
+    """
+
+    def __init__(
+        self, rng: np.random.Generator, *, population_size: int = 32, progress: bool = False
+    ) -> None:
+        """Store the settings."""
+        super().__init__(rng, population_size=population_size, progress=progress)
+
+    def _propose(self, n: int, dim: int) -> np.ndarray:
+        return self.rng.uniform(-1.0, 1.0, size=(n, dim))
+
+
+class CrossEntropySearch(_Search):
+    """The cross-entropy method with a diagonal Gaussian over the flat action.
+
+    Each iteration samples ``population_size`` actions from ``N(mean, diag(std^2))``, clipped
+    to ``[-1, 1]``, scores them in one env call and refits the Gaussian to the best
+    ``elite_frac`` of them: ``mean <- (1 - smoothing) * mean + smoothing * elite_mean`` and the
+    same for ``std`` (floored at ``min_std`` so the search never collapses).
+
+    Args:
+        rng: the only source of randomness.
+        population_size: actions per iteration (one render call).
+        elite_frac: fraction of a population kept as elites (at least one).
+        init_std: initial standard deviation of every coordinate.
+        min_std: floor of the standard deviation.
+        smoothing: weight of the new fit in the update, in (0, 1].
+        init_mean: initial mean, ``(2 * n_vertices,)``; default the centre of the box.
+        progress: show a tqdm progress bar.
+
+    Raises:
+        ValueError: for parameters out of range.
+    """
+
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        *,
+        population_size: int = 32,
+        elite_frac: float = 0.2,
+        init_std: float = 0.6,
+        min_std: float = 0.03,
+        smoothing: float = 0.8,
+        init_mean: np.ndarray | None = None,
+        progress: bool = False,
+    ) -> None:
+        """Validate and store the settings."""
+        super().__init__(rng, population_size=population_size, progress=progress)
+        if not 0.0 < elite_frac <= 1.0:
+            raise ValueError(f"elite_frac must be in (0, 1], got {elite_frac}")
+        if not (init_std > 0 and min_std >= 0):
+            raise ValueError(f"need init_std > 0 and min_std >= 0, got {init_std}, {min_std}")
+        if not 0.0 < smoothing <= 1.0:
+            raise ValueError(f"smoothing must be in (0, 1], got {smoothing}")
+        self.elite_frac, self.init_std, self.min_std = elite_frac, init_std, min_std
+        self.smoothing = smoothing
+        self.init_mean = None if init_mean is None else np.asarray(init_mean, np.float64)
+        self.mean = np.zeros(0)
+        self.std = np.zeros(0)
+
+    def _start(self, dim: int) -> None:
+        if self.init_mean is not None and self.init_mean.shape != (dim,):
+            raise ValueError(f"init_mean must have shape ({dim},), got {self.init_mean.shape}")
+        self.mean = np.zeros(dim) if self.init_mean is None else self.init_mean.copy()
+        self.std = np.full(dim, self.init_std)
+
+    def _propose(self, n: int, dim: int) -> np.ndarray:
+        return self.mean + self.std * self.rng.standard_normal((n, dim))
+
+    def _update(self, actions: np.ndarray, rewards: np.ndarray) -> None:
+        n_elite = max(1, round(self.elite_frac * len(rewards)))
+        elite = actions[np.argsort(-rewards, kind="stable")[:n_elite]].astype(np.float64)
+        a = self.smoothing
+        self.mean = (1 - a) * self.mean + a * elite.mean(axis=0)
+        self.std = np.maximum((1 - a) * self.std + a * elite.std(axis=0), self.min_std)
