@@ -15,7 +15,9 @@ SCENE = "phantom-00"
 
 @pytest.fixture(scope="module")
 def env():
-    env = gym.make("tfgym:TransferFunction-v0", scenes=SCENE, image_size=64)
+    # the teeth target is a small region of the histogram: a search problem where the search
+    # strategy matters (for bone, random polygons already come close to the best)
+    env = gym.make("tfgym:TransferFunction-v0", scenes=SCENE, image_size=64, target="teeth")
     yield env
     env.close()
 

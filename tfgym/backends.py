@@ -65,8 +65,7 @@ class OracleBackend(RewardBackend):
     def reward(self, actions: np.ndarray, render: RenderBatch, renderer: Renderer) -> np.ndarray:
         """Quality scores of the renderings."""
         del actions
-        area = renderer.silhouette_area(self.oracle.target)
-        return self.oracle.score(render.label_contrib, area)
+        return self.oracle.evaluate(render, renderer)["score"]
 
 
 BACKENDS: dict[str, str] = {

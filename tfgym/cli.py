@@ -138,7 +138,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
         tf = TransferFunction.from_action(reference_action(scene, args.target))
     renderer = Renderer(scene, image_size=args.image_size, view=args.view)
     batch = renderer.render(tf.lut(scene.ranges)[None])
-    parts = Oracle(target).components(batch.label_contrib, renderer.silhouette_area(target))
+    parts = Oracle(target).evaluate(batch, renderer)
     out = save_png(args.out, batch.rgb[0])
     note = " (approximate labels: intensity classes)" if scene.labels_approximate else ""
     print(

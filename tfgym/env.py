@@ -236,8 +236,7 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
         clipped = np.stack([tf.action for tf in tfs])
         luts = np.stack([tf.lut(renderer.scene.ranges) for tf in tfs])
         batch = renderer.render(luts)
-        area = renderer.silhouette_area(self.target)
-        parts = self._oracle.oracle.components(batch.label_contrib, area)
+        parts = self._oracle.oracle.evaluate(batch, renderer)
         if self.backend is self._oracle:
             rewards = parts["score"]
         else:

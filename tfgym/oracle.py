@@ -6,11 +6,16 @@ For a rendering with per-label contributions ``C_l`` (see :mod:`tfgym.renderer`:
 composited weight ``T * alpha`` of voxels of label ``l`` over the image plane) and a set of
 target tissues ``T``:
 
-* visibility ``v = min(1, sum_{l in T} C_l / A_T)`` where ``A_T`` is the area (plane pixels) of
-  the target's silhouette, i.e. of the rays that pass through any target voxel. ``v = 1`` means
-  every such ray is fully absorbed by target tissue; anything drawn in front of the target
-  (occlusion) lowers ``T`` before the target is reached and so lowers ``v``;
-* purity ``p = sum_{l in T} C_l / sum_l C_l``: the share of what is drawn that is target;
+* the target region is the target tissues **plus the one-voxel shell around them**: at working
+  resolution a voxel touching bone is partly bone (partial volume), and a TF that draws a
+  bone surface draws that shell. Without it, the best-scoring TFs would cut the boundary
+  voxels out and leave a speckled, moth-eaten bone surface that no radiologist would choose;
+* visibility ``v = min(1, C_target / A_target)`` where ``C_target`` is the contribution of the
+  target region and ``A_target`` the area (plane pixels) of its silhouette, i.e. of the rays
+  that pass through it. ``v = 1`` means every such ray is fully absorbed by the target;
+  anything drawn in front of it (occlusion) lowers ``T`` before it is reached and so lowers
+  ``v``;
+* purity ``p = C_target / sum_l C_l``: the share of what is drawn that is target;
 * **score** ``= sqrt(v * p)`` in [0, 1] (0 for an empty rendering).
 
 The default target is bone and teeth (a clear view of skull and jaw, the paper's goal); named
@@ -33,6 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -82,11 +88,27 @@ class Oracle:
 
     target: tuple[Tissue, ...] = TARGETS["bone"]
 
-    def components(self, label_contrib: np.ndarray, target_area: float) -> dict[str, np.ndarray]:
-        """Visibility, purity and score for a batch of ``(batch, n_labels)`` contributions."""
-        contrib = np.asarray(label_contrib, dtype=np.float64)
-        on_target = contrib[:, list(self.target)].sum(axis=1)
-        total = contrib.sum(axis=1)
+    def components(self, contrib: np.ndarray, target_area: float) -> dict[str, np.ndarray]:
+        """Visibility, purity and score for a batch of contributions.
+
+        Args:
+            contrib: ``(batch, n_labels, 32)`` class contributions
+                (:attr:`tfgym.renderer.RenderBatch.class_contrib`; the shell counts as
+                target) or ``(batch, n_labels)`` label contributions (no shell).
+            target_area: silhouette area of the target region in plane pixels.
+
+        Returns:
+            ``visibility``, ``purity`` and ``score``, each ``(batch,)``.
+        """
+        c = np.asarray(contrib, dtype=np.float64)
+        if c.ndim == 2:
+            on_target = c[:, list(self.target)].sum(axis=1)
+        else:
+            from tfgym.renderer import class_mask
+
+            flat = c.reshape(c.shape[0], -1)
+            on_target = flat[:, class_mask(self.target, shell=True)].sum(axis=1)
+        total = c.reshape(c.shape[0], -1).sum(axis=1)
         visibility = np.clip(on_target / max(target_area, 1.0), 0.0, 1.0)
         purity = np.divide(on_target, total, out=np.zeros_like(total), where=total > 1e-9)
         return {
@@ -94,6 +116,11 @@ class Oracle:
             "purity": np.clip(purity, 0.0, 1.0),
             "score": np.sqrt(visibility * np.clip(purity, 0.0, 1.0)),
         }
+
+    def evaluate(self, render: Any, renderer: Any) -> dict[str, np.ndarray]:
+        """Components for a :class:`tfgym.renderer.RenderBatch` made by ``renderer``."""
+        area = renderer.silhouette_area(self.target, shell=True)
+        return self.components(render.class_contrib, area)
 
     def score(self, label_contrib: np.ndarray, target_area: float) -> np.ndarray:
         """Quality scores in [0, 1], shape ``(batch,)``.

@@ -22,7 +22,8 @@ composited over black and ``alpha`` the accumulated opacity.
 
 For the oracle the renderer also reports how much each tissue label contributed: the sum over
 the projected plane of ``T_d * alpha_d`` over voxels of that label, in plane pixels (a fully
-opaque label covering ``k`` pixels in front contributes ``k``).
+opaque label covering ``k`` pixels in front contributes ``k``), broken down by which labels
+the voxel's neighbours have (:func:`tfgym.scene.tissue_classes`).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import numba
 import numpy as np
 from gymnasium.error import DependencyNotInstalled
 
-from tfgym.scene import Scene
+from tfgym.scene import N_CLASSES, Scene, tissue_classes
 from tfgym.volume import Tissue
 
 try:
@@ -46,7 +47,7 @@ except ImportError as e:  # pragma: no cover - torch is a hard dependency
         "--index-url https://download.pytorch.org/whl/cpu)"
     ) from e
 
-__all__ = ["VIEWS", "RenderBatch", "Renderer", "view_geometry"]
+__all__ = ["VIEWS", "RenderBatch", "Renderer", "class_mask", "view_geometry"]
 
 LutT = TypeVar("LutT", np.ndarray, torch.Tensor)
 
@@ -143,11 +144,11 @@ def _resample_planes(planes, ry_idx, ry_w, rx_idx, rx_w):  # pragma: no cover - 
 EARLY_STOP = 1e-4  # rays stop once their transmittance falls below this
 
 
-def _composite_rays(ray_bins, ray_shade, ray_labels, lut, n_labels):  # pragma: no cover - jit
+def _composite_rays(ray_bins, ray_shade, ray_classes, lut, n_classes):  # pragma: no cover - jit
     """Front-to-back compositing of each ray ``(n, depth)`` for each LUT ``(b, K, 4)``."""
     n_tf, (n_rays, depth) = lut.shape[0], ray_bins.shape
     planes = np.zeros((n_tf, n_rays, 4), dtype=np.float32)
-    contrib = np.zeros((n_tf, n_labels), dtype=np.float64)
+    contrib = np.zeros((n_tf, n_classes), dtype=np.float64)
     for t in numba.prange(n_tf):  # parallel over TFs in the parallel build
         for r in range(n_rays):
             transmit, red, green, blue = 1.0, 0.0, 0.0, 0.0
@@ -162,7 +163,7 @@ def _composite_rays(ray_bins, ray_shade, ray_labels, lut, n_labels):  # pragma: 
                 red += lit * lut[t, k, 0]
                 green += lit * lut[t, k, 1]
                 blue += lit * lut[t, k, 2]
-                contrib[t, ray_labels[r, d]] += w
+                contrib[t, ray_classes[r, d]] += w
                 transmit *= 1.0 - a
                 if transmit < EARLY_STOP:
                     break
@@ -179,6 +180,20 @@ _composite_serial = numba.njit(cache=True, fastmath=True)(_composite_rays)
 _composite_parallel = numba.njit(parallel=True, cache=True, fastmath=True)(_composite_rays)
 
 
+def class_mask(tissues: tuple[Tissue, ...] | list[Tissue], *, shell: bool = False) -> np.ndarray:
+    """Boolean mask over the ``N_CLASSES`` voxel classes belonging to ``tissues``.
+
+    With ``shell=True`` classes of other tissues that touch one of ``tissues`` are included.
+    """
+    classes = np.arange(N_CLASSES)
+    label, bits = classes // 32, classes % 32
+    mask = np.isin(label, [int(t) for t in tissues])
+    if shell:
+        target_bits = sum(1 << int(t) for t in tissues)
+        mask |= (bits & target_bits) != 0
+    return mask
+
+
 @dataclass(frozen=True)
 class RenderBatch:
     """Renderings of a batch of TFs of one scene.
@@ -186,13 +201,19 @@ class RenderBatch:
     Attributes:
         rgb: uint8 ``(batch, H, W, 3)``, premultiplied colour over a black background.
         alpha: float32 ``(batch, H, W)`` accumulated opacity in [0, 1].
-        label_contrib: float32 ``(batch, n_labels)``, contribution of each tissue label in
-            plane pixels (see module docstring); index with :class:`tfgym.volume.Tissue`.
+        class_contrib: float32 ``(batch, n_labels, 32)``, contribution of the voxels of each
+            tissue label and neighbour-label bit set (:func:`tfgym.scene.tissue_classes`) in
+            plane pixels (see module docstring).
     """
 
     rgb: np.ndarray
     alpha: np.ndarray
-    label_contrib: np.ndarray
+    class_contrib: np.ndarray
+
+    @property
+    def label_contrib(self) -> np.ndarray:
+        """float32 ``(batch, n_labels)``: contribution of each tissue label (``Tissue`` index)."""
+        return self.class_contrib.sum(axis=2)
 
     def __len__(self) -> int:
         """Batch size."""
@@ -234,16 +255,19 @@ class Renderer:
         self.scene, self.image_size, self.view = scene, int(image_size), view
         self.shading = bool(shading)
         self.device = torch.device(device)
-        bins, labels, shade = self._view_arrays()
+        bins, classes, shade = self._view_arrays()
         self.depth, self.rows, self.cols = bins.shape
         self._use_kernel = self.device.type == "cpu"
         if self._use_kernel:  # ray-major (rows*cols, depth) for the compiled kernel
             self._ray_bins = np.ascontiguousarray(bins.reshape(self.depth, -1).T.astype(np.int32))
             self._ray_shade = np.ascontiguousarray(shade.reshape(self.depth, -1).T)
-            self._ray_labels = np.ascontiguousarray(labels.reshape(self.depth, -1).T)
+            self._ray_classes = np.ascontiguousarray(classes.reshape(self.depth, -1).T)
         self._dense: tuple[torch.Tensor, ...] | None = None  # torch path, built on first use
-        self._areas: dict[tuple[Tissue, ...], int] = {}
-        self._hit = np.stack([(labels == t).any(axis=0) for t in Tissue])  # (L, rows, cols)
+        self._areas: dict[tuple[tuple[Tissue, ...], bool], int] = {}
+        # which classes each ray passes through: (rows * cols, N_CLASSES)
+        self._hit = np.zeros((self.rows * self.cols, N_CLASSES), dtype=bool)
+        flat = classes.reshape(self.depth, -1)
+        self._hit[np.arange(flat.shape[1])[None, :].repeat(self.depth, 0), flat] = True
         scale = max(self.rows, self.cols) / self.image_size
         self._ry_np = _resample_matrix(self.rows, self.image_size, scale, self.rows / 2)
         self._rx_np = _resample_matrix(self.cols, self.image_size, scale, self.cols / 2)
@@ -262,18 +286,21 @@ class Renderer:
             shade = arrange(self._shading(self.scene, self.view))
         else:
             shade = np.ones(bins.shape, np.float32)
-        return bins, arrange(self.scene.labels), shade
+        return bins, arrange(tissue_classes(self.scene.labels)), shade
 
     def _dense_tensors(self) -> tuple[torch.Tensor, ...]:
         """Tensors of the dense torch path on ``self.device``, built once."""
         if self._dense is None:
-            bins, labels, shade = self._view_arrays()
+            bins, classes, shade = self._view_arrays()
             dev = self.device
-            label_t = torch.from_numpy(labels.reshape(-1).astype(np.int64)).to(dev)
+            # class sums as segment sums over voxels sorted by class (no atomics, no one-hot)
+            flat = classes.reshape(-1).astype(np.int64)
+            order = np.argsort(flat, kind="stable")
+            ends = np.searchsorted(flat[order], np.arange(N_CLASSES), side="right")
             self._dense = (
                 torch.from_numpy(bins.reshape(-1).astype(np.int64)).to(dev),
-                # label sums by a matmul, not atomics on 5 addresses (slow on GPUs)
-                torch.nn.functional.one_hot(label_t, N_LABELS).float(),
+                torch.from_numpy(order).to(dev),
+                torch.from_numpy(ends).to(dev),
                 torch.from_numpy(shade.reshape(self.depth, -1)).to(dev),
                 torch.from_numpy(self._ry_np).to(dev),
                 torch.from_numpy(self._rx_np).to(dev),
@@ -291,11 +318,17 @@ class Renderer:
         cos = np.abs(dot) / np.where(flat, 1.0, mag)
         return np.where(flat, 1.0, AMBIENT + DIFFUSE * cos).astype(np.float32)
 
-    def silhouette_area(self, tissues: tuple[Tissue, ...] | list[Tissue]) -> int:
-        """Plane pixels whose ray passes through any of ``tissues``."""
-        key = tuple(sorted(set(tissues)))
+    def silhouette_area(
+        self, tissues: tuple[Tissue, ...] | list[Tissue], *, shell: bool = False
+    ) -> int:
+        """Plane pixels whose ray passes through any of ``tissues``.
+
+        With ``shell=True`` the one-voxel shell around the tissues counts too (the region the
+        oracle treats as target, see :mod:`tfgym.oracle`).
+        """
+        key = (tuple(sorted(set(tissues))), shell)
         if key not in self._areas:
-            self._areas[key] = int(np.logical_or.reduce([self._hit[t] for t in key]).sum())
+            self._areas[key] = int(self._hit[:, class_mask(key[0], shell=shell)].any(axis=1).sum())
         return self._areas[key]
 
     @torch.no_grad()
@@ -320,7 +353,9 @@ class Renderer:
         rgb, alpha, contrib = (torch.cat(p, 0) for p in zip(*parts, strict=True))
         rgb_u8 = (rgb * 255.0 + 0.5).clamp(0, 255).to(torch.uint8)
         return RenderBatch(
-            rgb=rgb_u8.cpu().numpy(), alpha=alpha.cpu().numpy(), label_contrib=contrib.cpu().numpy()
+            rgb=rgb_u8.cpu().numpy(),
+            alpha=alpha.cpu().numpy(),
+            class_contrib=contrib.cpu().numpy().reshape(-1, N_LABELS, 32),
         )
 
     def _check_luts(self, lut: LutT) -> LutT:
@@ -335,16 +370,20 @@ class Renderer:
         lut = self._check_luts(luts)
         lut = np.ascontiguousarray(lut.reshape(lut.shape[0], -1, 4))
         kernel = _composite_parallel if lut.shape[0] >= 4 else _composite_serial
-        planes, contrib = kernel(self._ray_bins, self._ray_shade, self._ray_labels, lut, N_LABELS)
+        planes, contrib = kernel(self._ray_bins, self._ray_shade, self._ray_classes, lut, N_CLASSES)
         planes = planes.reshape(-1, self.rows, self.cols, 4)
         img = _resample_planes(planes, *self._ry_band, *self._rx_band)  # (b, H, W, 4)
         rgb = np.clip(img[..., :3] * 255.0 + 0.5, 0, 255).astype(np.uint8)
         alpha = np.clip(img[..., 3], 0.0, 1.0)
-        return RenderBatch(rgb=rgb, alpha=alpha, label_contrib=contrib.astype(np.float32))
+        return RenderBatch(
+            rgb=rgb,
+            alpha=alpha,
+            class_contrib=contrib.astype(np.float32).reshape(-1, N_LABELS, 32),
+        )
 
     def _render_chunk(self, lut: torch.Tensor) -> tuple[torch.Tensor, ...]:
         b, depth, n = lut.shape[0], self.depth, self.rows * self.cols
-        bins, onehot, shade, ry, rx = self._dense_tensors()
+        bins, order, ends, shade, ry, rx = self._dense_tensors()
         alpha_lut = lut[..., 3].clamp(max=1.0 - 1e-6)
 
         def per_voxel(table: torch.Tensor) -> torch.Tensor:  # (b, K) -> (b, depth, n)
@@ -353,7 +392,9 @@ class Renderer:
         log_t = per_voxel(torch.log1p(-alpha_lut))
         transmit = torch.exp(torch.cumsum(log_t, dim=1) - log_t)  # T before each sample
         weight = per_voxel(alpha_lut).mul_(transmit)  # (b, depth, n)
-        contrib = weight.view(b, -1) @ onehot
+        csum = torch.cumsum(weight.view(b, -1).index_select(1, order).double(), dim=1)
+        csum = torch.nn.functional.pad(csum, (1, 0))
+        contrib = torch.diff(csum.index_select(1, ends), dim=1, prepend=csum[:, :1]).float()
         lit = weight * shade
         planes = torch.empty(b, n, 4, device=self.device)
         for c in range(3):

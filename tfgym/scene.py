@@ -41,14 +41,17 @@ from tfgym.volume import Tissue, Volume, bundled_scan_path, load_volume, resampl
 
 __all__ = [
     "DEFAULT_WORKING_SIZE",
+    "N_CLASSES",
     "SCENE_SETS",
     "Scene",
     "list_scenes",
     "load_scene",
     "resolve_scenes",
+    "tissue_classes",
 ]
 
 DEFAULT_WORKING_SIZE = 64
+N_CLASSES = 5 * 32  # tissue label x neighbour bits, see tissue_classes
 PHANTOM_NAMES: tuple[str, ...] = (*TRAIN_PHANTOMS, *HELDOUT_PHANTOMS)
 REAL_SCANS: tuple[str, ...] = ("headsq",)
 SCENE_SETS: dict[str, tuple[str, ...]] = {
@@ -132,6 +135,32 @@ class Scene:
             observation=histogram_image(counts),
             labels_approximate=approximate,
         )
+
+
+def tissue_classes(labels: np.ndarray) -> np.ndarray:
+    """Per-voxel class ``label * 32 + neighbour bits`` (uint8).
+
+    Bit ``t`` of the neighbour bits is set when one of the six face neighbours has label
+    ``t``. The oracle uses it to treat partial-volume voxels next to a target tissue (the
+    one-voxel shell around it) as part of the target.
+
+    Example:
+        >>> lab = np.zeros((1, 1, 3), np.uint8); lab[0, 0, 2] = 2
+        >>> tissue_classes(lab)[0, 0].tolist()  # air, air next to bone, bone next to air
+        [1, 5, 65]
+    """
+    bits = np.zeros(labels.shape, dtype=np.uint8)
+    one = np.uint8(1)
+    for axis in range(3):
+        n = labels.shape[axis]
+        if n < 2:
+            continue
+        lo = [slice(None)] * 3
+        hi = [slice(None)] * 3
+        lo[axis], hi[axis] = slice(0, n - 1), slice(1, n)
+        bits[tuple(lo)] |= np.left_shift(one, labels[tuple(hi)])
+        bits[tuple(hi)] |= np.left_shift(one, labels[tuple(lo)])
+    return (labels.astype(np.uint8) * np.uint8(32) + bits).astype(np.uint8)
 
 
 def intensity_class_labels(data: np.ndarray) -> np.ndarray:
