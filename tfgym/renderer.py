@@ -144,13 +144,19 @@ def _resample_planes(planes, ry_idx, ry_w, rx_idx, rx_w):  # pragma: no cover - 
 EARLY_STOP = 1e-4  # rays stop once their transmittance falls below this
 
 
-def _composite_rays(ray_bins, ray_shade, ray_classes, lut, n_classes):  # pragma: no cover - jit
-    """Front-to-back compositing of each ray ``(n, depth)`` for each LUT ``(b, K, 4)``."""
+def _composite_rays(ray_bins, ray_shade, ray_classes, lut, n_classes, n_chunks):  # pragma: no cover
+    """Front-to-back compositing of each ray ``(n, depth)`` for each LUT ``(b, K, 4)``.
+
+    Rays are split into ``n_chunks`` blocks; (TF, block) jobs run in parallel in the parallel
+    build, each with its own row of class sums. ``ray_shade`` is uint8 (shade * 255).
+    """
     n_tf, (n_rays, depth) = lut.shape[0], ray_bins.shape
     planes = np.zeros((n_tf, n_rays, 4), dtype=np.float32)
-    contrib = np.zeros((n_tf, n_classes), dtype=np.float64)
-    for t in numba.prange(n_tf):  # parallel over TFs in the parallel build
-        for r in range(n_rays):
+    contrib = np.zeros((n_tf, n_chunks, n_classes), dtype=np.float64)
+    block = (n_rays + n_chunks - 1) // n_chunks
+    for job in numba.prange(n_tf * n_chunks):
+        t, c = job // n_chunks, job % n_chunks
+        for r in range(c * block, min(n_rays, (c + 1) * block)):
             transmit, red, green, blue = 1.0, 0.0, 0.0, 0.0
             for d in range(depth):
                 k = ray_bins[r, d]
@@ -159,11 +165,11 @@ def _composite_rays(ray_bins, ray_shade, ray_classes, lut, n_classes):  # pragma
                     continue
                 a = min(a, 1.0)
                 w = transmit * a
-                lit = w * ray_shade[r, d]
+                lit = w * (ray_shade[r, d] * (1.0 / 255.0))
                 red += lit * lut[t, k, 0]
                 green += lit * lut[t, k, 1]
                 blue += lit * lut[t, k, 2]
-                contrib[t, ray_classes[r, d]] += w
+                contrib[t, c, ray_classes[r, d]] += w
                 transmit *= 1.0 - a
                 if transmit < EARLY_STOP:
                     break
@@ -171,11 +177,12 @@ def _composite_rays(ray_bins, ray_shade, ray_classes, lut, n_classes):  # pragma
             planes[t, r, 1] = green
             planes[t, r, 2] = blue
             planes[t, r, 3] = 1.0 - transmit
-    return planes, contrib
+    return planes, contrib.sum(axis=1)
 
 
-# A serial build for single TFs (the env step: no thread start-up or spin-waiting cores) and a
-# parallel one for batches.
+# A serial build for small jobs (the env step: no thread start-up or spin-waiting cores) and a
+# parallel one for batches and large volumes.
+PARALLEL_MIN_VOXELS = 1 << 20  # voxels x TFs from which the parallel build is used
 _composite_serial = numba.njit(cache=True, fastmath=True)(_composite_rays)
 _composite_parallel = numba.njit(parallel=True, cache=True, fastmath=True)(_composite_rays)
 
@@ -259,8 +266,14 @@ class Renderer:
         self.depth, self.rows, self.cols = bins.shape
         self._use_kernel = self.device.type == "cpu"
         if self._use_kernel:  # ray-major (rows*cols, depth) for the compiled kernel
-            self._ray_bins = np.ascontiguousarray(bins.reshape(self.depth, -1).T.astype(np.int32))
-            self._ray_shade = np.ascontiguousarray(shade.reshape(self.depth, -1).T)
+            # compact types halve the memory traffic: bins fit uint16 up to 256x256 bins,
+            # shading is quantised to 8 bits (as VTK's normal/gradient tables are)
+            bin_type = (
+                np.uint16 if scene.ranges.shape[0] * scene.ranges.shape[1] <= 65536 else np.int32
+            )
+            self._ray_bins = np.ascontiguousarray(bins.reshape(self.depth, -1).T.astype(bin_type))
+            quantised = np.round(np.clip(shade, 0.0, 1.0) * 255.0).astype(np.uint8)
+            self._ray_shade = np.ascontiguousarray(quantised.reshape(self.depth, -1).T)
             self._ray_classes = np.ascontiguousarray(classes.reshape(self.depth, -1).T)
         self._dense: tuple[torch.Tensor, ...] | None = None  # torch path, built on first use
         self._areas: dict[tuple[tuple[Tissue, ...], bool], int] = {}
@@ -369,8 +382,14 @@ class Renderer:
     def _render_kernel(self, luts: np.ndarray) -> RenderBatch:
         lut = self._check_luts(luts)
         lut = np.ascontiguousarray(lut.reshape(lut.shape[0], -1, 4))
-        kernel = _composite_parallel if lut.shape[0] >= 4 else _composite_serial
-        planes, contrib = kernel(self._ray_bins, self._ray_shade, self._ray_classes, lut, N_CLASSES)
+        work = lut.shape[0] * self._ray_bins.size
+        if work >= PARALLEL_MIN_VOXELS:
+            kernel, n_chunks = _composite_parallel, 4 * numba.get_num_threads()
+        else:
+            kernel, n_chunks = _composite_serial, 1
+        planes, contrib = kernel(
+            self._ray_bins, self._ray_shade, self._ray_classes, lut, N_CLASSES, n_chunks
+        )
         planes = planes.reshape(-1, self.rows, self.cols, 4)
         img = _resample_planes(planes, *self._ry_band, *self._rx_band)  # (b, H, W, 4)
         rgb = np.clip(img[..., :3] * 255.0 + 0.5, 0, 255).astype(np.uint8)
