@@ -144,47 +144,73 @@ def _resample_planes(planes, ry_idx, ry_w, rx_idx, rx_w):  # pragma: no cover - 
 EARLY_STOP = 1e-4  # rays stop once their transmittance falls below this
 
 
-def _composite_rays(ray_bins, ray_shade, ray_classes, lut, n_classes, n_chunks):  # pragma: no cover
-    """Front-to-back compositing of each ray ``(n, depth)`` for each LUT ``(b, K, 4)``.
+@numba.njit(cache=True, fastmath=True)
+def _march_rays(bins, shade, classes, lut, contrib, out):  # pragma: no cover - jit
+    """Composite rays ``(n, depth)`` front to back into ``out`` ``(n, 4)`` and ``contrib``.
 
-    Rays are split into ``n_chunks`` blocks; (TF, block) jobs run in parallel in the parallel
-    build, each with its own row of class sums. ``ray_shade`` is uint8 (shade * 255).
+    ``shade`` is uint8 (shade * 255); a ray stops once its transmittance is below
+    :data:`EARLY_STOP`. ``contrib`` (class sums) is added to.
     """
-    n_tf, (n_rays, depth) = lut.shape[0], ray_bins.shape
+    for r in range(bins.shape[0]):
+        transmit, red, green, blue = 1.0, 0.0, 0.0, 0.0
+        for d in range(bins.shape[1]):
+            k = bins[r, d]
+            a = lut[k, 3]
+            if a <= 0.0:
+                continue
+            a = min(a, 1.0)
+            w = transmit * a
+            lit = w * (shade[r, d] * (1.0 / 255.0))
+            red += lit * lut[k, 0]
+            green += lit * lut[k, 1]
+            blue += lit * lut[k, 2]
+            contrib[classes[r, d]] += w
+            transmit *= 1.0 - a
+            if transmit < EARLY_STOP:
+                break
+        out[r, 0], out[r, 1], out[r, 2], out[r, 3] = red, green, blue, 1.0 - transmit
+
+
+@numba.njit(cache=True, fastmath=True)
+def _composite_serial(ray_bins, ray_shade, ray_classes, lut, n_classes):  # pragma: no cover
+    """All rays of each LUT ``(b, K, 4)`` on one core (small jobs such as an env step)."""
+    n_tf, n_rays = lut.shape[0], ray_bins.shape[0]
     planes = np.zeros((n_tf, n_rays, 4), dtype=np.float32)
-    contrib = np.zeros((n_tf, n_chunks, n_classes), dtype=np.float64)
-    block = (n_rays + n_chunks - 1) // n_chunks
-    for job in numba.prange(n_tf * n_chunks):
-        t, c = job // n_chunks, job % n_chunks
-        for r in range(c * block, min(n_rays, (c + 1) * block)):
-            transmit, red, green, blue = 1.0, 0.0, 0.0, 0.0
-            for d in range(depth):
-                k = ray_bins[r, d]
-                a = lut[t, k, 3]
-                if a <= 0.0:
-                    continue
-                a = min(a, 1.0)
-                w = transmit * a
-                lit = w * (ray_shade[r, d] * (1.0 / 255.0))
-                red += lit * lut[t, k, 0]
-                green += lit * lut[t, k, 1]
-                blue += lit * lut[t, k, 2]
-                contrib[t, c, ray_classes[r, d]] += w
-                transmit *= 1.0 - a
-                if transmit < EARLY_STOP:
-                    break
-            planes[t, r, 0] = red
-            planes[t, r, 1] = green
-            planes[t, r, 2] = blue
-            planes[t, r, 3] = 1.0 - transmit
+    contrib = np.zeros((n_tf, n_classes), dtype=np.float64)
+    for t in range(n_tf):
+        _march_rays(ray_bins, ray_shade, ray_classes, lut[t], contrib[t], planes[t])
+    return planes, contrib
+
+
+@numba.njit(parallel=True, cache=True, fastmath=True)
+def _composite_blocks(
+    ray_bins, ray_shade, ray_classes, lut, n_classes, n_blocks
+):  # pragma: no cover
+    """Blocks of rays in parallel, TF after TF, one row of class sums per block.
+
+    On 16 cores this beat running whole TFs in parallel by about 4x. The ``+=`` on class
+    sums stays out of the prange body (inside `_march_rays`): there numba would build a
+    whole-array reduction with per-thread copies, ten times slower.
+    """
+    n_tf, n_rays = lut.shape[0], ray_bins.shape[0]
+    planes = np.zeros((n_tf, n_rays, 4), dtype=np.float32)
+    contrib = np.zeros((n_tf, n_blocks, n_classes), dtype=np.float64)
+    size = (n_rays + n_blocks - 1) // n_blocks
+    for t in range(n_tf):
+        for c in numba.prange(n_blocks):
+            lo, hi = c * size, min(n_rays, (c + 1) * size)
+            _march_rays(
+                ray_bins[lo:hi],
+                ray_shade[lo:hi],
+                ray_classes[lo:hi],
+                lut[t],
+                contrib[t, c],
+                planes[t, lo:hi],
+            )
     return planes, contrib.sum(axis=1)
 
 
-# A serial build for small jobs (the env step: no thread start-up or spin-waiting cores) and a
-# parallel one for batches and large volumes.
-PARALLEL_MIN_VOXELS = 1 << 20  # voxels x TFs from which the parallel build is used
-_composite_serial = numba.njit(cache=True, fastmath=True)(_composite_rays)
-_composite_parallel = numba.njit(parallel=True, cache=True, fastmath=True)(_composite_rays)
+PARALLEL_MIN_VOXELS = 1 << 20  # voxels x TFs from which the work is spread over cores
 
 
 def class_mask(tissues: tuple[Tissue, ...] | list[Tissue], *, shell: bool = False) -> np.ndarray:
@@ -382,14 +408,12 @@ class Renderer:
     def _render_kernel(self, luts: np.ndarray) -> RenderBatch:
         lut = self._check_luts(luts)
         lut = np.ascontiguousarray(lut.reshape(lut.shape[0], -1, 4))
-        work = lut.shape[0] * self._ray_bins.size
-        if work >= PARALLEL_MIN_VOXELS:
-            kernel, n_chunks = _composite_parallel, 4 * numba.get_num_threads()
+        args = (self._ray_bins, self._ray_shade, self._ray_classes, lut, N_CLASSES)
+        threads = numba.get_num_threads()
+        if lut.shape[0] * self._ray_bins.size < PARALLEL_MIN_VOXELS or threads == 1:
+            planes, contrib = _composite_serial(*args)  # the env step: no thread start-up
         else:
-            kernel, n_chunks = _composite_serial, 1
-        planes, contrib = kernel(
-            self._ray_bins, self._ray_shade, self._ray_classes, lut, N_CLASSES, n_chunks
-        )
+            planes, contrib = _composite_blocks(*args, 4 * threads)
         planes = planes.reshape(-1, self.rows, self.cols, 4)
         img = _resample_planes(planes, *self._ry_band, *self._rx_band)  # (b, H, W, 4)
         rgb = np.clip(img[..., :3] * 255.0 + 0.5, 0, 255).astype(np.uint8)
