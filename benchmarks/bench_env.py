@@ -28,19 +28,16 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tyro
+from _common import machine_info
 from tqdm import tqdm
 
 ENV_ID = "tfgym:TransferFunction-v0"
@@ -169,19 +166,6 @@ def time_rounds(steppers: list[Stepper], args: Args) -> None:
             s.rates.append(done / (time.perf_counter() - start))
             bar.update(1)
     bar.close()
-
-
-def machine_info() -> dict[str, Any]:
-    """Machine and library versions for the JSON record."""
-    libs = ["tfgym", "numpy", "numba", "torch", "gymnasium", "stable_baselines3"]
-    return {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "load_average": os.getloadavg(),
-        "libraries": {name: version(name.replace("_", "-")) for name in libs},
-    }
 
 
 def main(args: Args) -> dict[str, Any]:

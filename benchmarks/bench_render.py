@@ -3,7 +3,7 @@
 Measured in one run, same volume, same transfer functions (TFs), same image size and view,
 shading on:
 
-1. tfgym ``Renderer.render`` (torch, CPU) against ``tfgym.vtk_render.VtkRenderer.render``
+1. tfgym ``Renderer.render`` (compiled CPU kernel) against ``tfgym.vtk_render.VtkRenderer.render``
    (VTK's ``vtkGPUVolumeRayCastMapper`` in 2D-TF mode, offscreen; on a machine without a GPU
    that is Mesa's ``llvmpipe`` CPU rasteriser -- the JSON records the OpenGL renderer) on
    headsq and on a 128^3 phantom: median time per render after warm-up, and the ratio.
@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -36,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import tyro
+from _common import machine_info
 from tqdm import tqdm
 
 
@@ -121,30 +120,6 @@ def timed(
             "n": len(t),
         }
         for name, t in times.items()
-    }
-
-
-def machine_info(opengl_renderer: str) -> dict[str, Any]:
-    """CPU, cores and library versions."""
-    import torch
-    import vtk
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "numpy": np.__version__,
-        "torch": torch.__version__,
-        "vtk": vtk.vtkVersion.GetVTKVersion(),
-        "opengl_renderer": opengl_renderer,
     }
 
 
@@ -267,7 +242,7 @@ def main(args: Args) -> dict[str, Any]:
     result = {
         "benchmark": "bench_render",
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in config.items()},
-        "machine": machine_info(gl),
+        "machine": machine_info(opengl_renderer=gl, torch_threads=torch.get_num_threads()),
         "tfgym_vs_vtk": comparison,
         "tfgym_scaling": scale,
     }

@@ -10,7 +10,6 @@ it with ``--device cpu`` to time the dense torch path against the kernel.
 from __future__ import annotations
 
 import json
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import tyro
+from _common import cpu_name, machine_info
 
 from tfgym.renderer import Renderer
 from tfgym.scene import load_scene
@@ -102,10 +102,8 @@ def main(args: Args) -> dict:
     result = {
         "benchmark": "render_device",
         "device": args.device,
-        "device_name": torch.cuda.get_device_name() if dev.type == "cuda" else platform.processor(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
+        "device_name": torch.cuda.get_device_name() if dev.type == "cuda" else cpu_name(),
+        "machine": machine_info(),
         "rows": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

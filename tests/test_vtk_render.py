@@ -118,10 +118,17 @@ def test_table_rejects_wrong_lut_shape() -> None:
 
 
 def test_presets_match_tfgym_renderer() -> None:
-    """Views and lighting are those of tfgym.renderer."""
+    """Views and lighting come from the one module the renderer uses, and importing this
+    module (for VTK only) does not pull in torch."""
+    import subprocess
+    import sys
+
     renderer = pytest.importorskip("tfgym.renderer")
-    assert VIEWS == renderer.VIEWS
+    assert VIEWS is renderer.VIEWS
     assert (AMBIENT, DIFFUSE) == (renderer.AMBIENT, renderer.DIFFUSE)
+    code = "import sys, tfgym.vtk_render; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_missing_pyvista_raises_dependency_error(monkeypatch: pytest.MonkeyPatch) -> None:

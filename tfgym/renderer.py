@@ -37,6 +37,7 @@ import numpy as np
 from gymnasium.error import DependencyNotInstalled
 
 from tfgym.scene import N_CLASSES, Scene, tissue_classes
+from tfgym.views import AMBIENT, DIFFUSE, VIEWS, view_geometry, view_vectors
 from tfgym.volume import Tissue
 
 try:
@@ -51,48 +52,9 @@ __all__ = ["VIEWS", "RenderBatch", "Renderer", "class_mask", "view_geometry"]
 
 LutT = TypeVar("LutT", np.ndarray, torch.Tensor)
 
-# World axes x, y, z are array axes 2, 1, 0. A view: direction of projection and view-up.
-VIEWS: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]]] = {
-    "front": ((0, 1, 0), (0, 0, 1)),
-    "back": ((0, -1, 0), (0, 0, 1)),
-    "left": ((-1, 0, 0), (0, 0, 1)),
-    "right": ((1, 0, 0), (0, 0, 1)),
-    "top": ((0, 0, -1), (0, -1, 0)),
-    "bottom": ((0, 0, 1), (0, -1, 0)),
-}
-VIEW_ALIASES = {"side": "left"}
-AMBIENT, DIFFUSE = 0.3, 0.7
 N_LABELS = len(Tissue)
 # voxels x TFs composited at once by the dense torch path (bounds memory)
 MAX_CHUNK_ELEMENTS = {"cpu": 1 << 22, "cuda": 1 << 28}
-
-
-def _axis_sign(v: tuple[int, int, int]) -> tuple[int, int]:
-    """Array axis and sign of a world-axis unit vector."""
-    world = int(np.flatnonzero(v)[0])
-    return 2 - world, int(np.sign(v[world]))
-
-
-def view_geometry(view: str) -> tuple[tuple[int, int, int], tuple[bool, bool, bool]]:
-    """Array-axis permutation ``(depth, rows, cols)`` and flips for a view preset.
-
-    Raises:
-        ValueError: unknown view (the message lists the valid ones).
-
-    Example:
-        >>> view_geometry("front")
-        ((1, 0, 2), (False, True, False))
-    """
-    name = VIEW_ALIASES.get(view, view)
-    if name not in VIEWS:
-        raise ValueError(f"unknown view {view!r}; valid: {sorted([*VIEWS, *VIEW_ALIASES])}")
-    dop, up = VIEWS[name]
-    right = tuple(int(c) for c in np.cross(dop, up))
-    d_axis, d_sign = _axis_sign(dop)
-    u_axis, u_sign = _axis_sign(up)
-    r_axis, r_sign = _axis_sign(right)  # type: ignore[arg-type]
-    # depth index 0 nearest the camera; row 0 at +up; column 0 at -right
-    return (d_axis, u_axis, r_axis), (d_sign < 0, u_sign > 0, r_sign < 0)
 
 
 def _resample_matrix(n_in: int, n_out: int, scale: float, offset: float) -> np.ndarray:
@@ -348,7 +310,7 @@ class Renderer:
 
     @staticmethod
     def _shading(scene: Scene, view: str) -> np.ndarray:
-        dop, _ = VIEWS[VIEW_ALIASES.get(view, view)]
+        dop, _ = view_vectors(view)
         data, spacing = scene.volume.data, scene.volume.spacing
         gz, gy, gx = np.gradient(data, *spacing)
         dot = gx * dop[0] + gy * dop[1] + gz * dop[2]

@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from tfgym.histogram import HistogramRanges
+from tfgym.views import AMBIENT, DIFFUSE, VIEWS, view_vectors
 from tfgym.volume import Volume
 
 __all__ = [
@@ -63,20 +64,6 @@ __all__ = [
     "vtk_tf_table",
 ]
 
-# view name -> (direction of projection, view-up), world axes (x, y, z) = index axes.
-# The same presets as tfgym.renderer.VIEWS (a test checks), kept here so that this module
-# does not import torch.
-VIEWS: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]]] = {
-    "front": ((0, 1, 0), (0, 0, 1)),
-    "back": ((0, -1, 0), (0, 0, 1)),
-    "left": ((-1, 0, 0), (0, 0, 1)),
-    "right": ((1, 0, 0), (0, 0, 1)),
-    "top": ((0, 0, -1), (0, -1, 0)),
-    "bottom": ((0, 0, 1), (0, -1, 0)),
-}
-VIEW_ALIASES = {"side": "left"}
-# Lighting as tfgym.renderer: ambient + diffuse * |n . l| with a headlight, no specular.
-AMBIENT, DIFFUSE = 0.3, 0.7
 INTERPOLATIONS = ("nearest", "linear")
 SCALARS_NAME = "intensity"
 _HALF_STEP_BACK = "g_rayOrigin -= 0.5 * g_dirStep;"  # GLSL, see _volume_actor
@@ -126,10 +113,7 @@ def _pyvista() -> Any:
 
 
 def _view(view: str) -> tuple[np.ndarray, np.ndarray]:
-    name = VIEW_ALIASES.get(view, view)
-    if name not in VIEWS:
-        raise ValueError(f"unknown view {view!r}; valid: {sorted([*VIEWS, *VIEW_ALIASES])}")
-    dop, up = VIEWS[name]
+    dop, up = view_vectors(view)
     return np.asarray(dop, dtype=np.float64), np.asarray(up, dtype=np.float64)
 
 
