@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 
 from tfgym.histogram import HistogramRanges
@@ -40,6 +41,7 @@ __all__ = [
     "action_to_vertices",
     "color_ramp",
     "polygon_coverage",
+    "polygon_coverage_batch",
 ]
 
 SUBROWS = 4
@@ -107,6 +109,71 @@ def action_to_vertices(action: np.ndarray, n_vertices: int | None = None) -> np.
     return np.clip(a, -1.0, 1.0).reshape(-1, 2)
 
 
+def _coverage(verts, n_rows, n_cols, subrows, out):  # pragma: no cover - jit
+    """Even-odd scanline coverage of polygons ``(b, n, 2)`` into ``out`` ``(b, rows, cols)``."""
+    n_poly, n_vert = verts.shape[0], verts.shape[1]
+    for p in numba.prange(n_poly):
+        xs = np.empty(n_vert + 1)  # per polygon: a shared buffer would race between threads
+        for k in range(n_rows * subrows):
+            y = (k + 0.5) / subrows
+            count = 0
+            for e in range(n_vert):
+                ax, ay = verts[p, e, 0], verts[p, e, 1]
+                bx, by = verts[p, (e + 1) % n_vert, 0], verts[p, (e + 1) % n_vert, 1]
+                if (ay <= y) != (by <= y):  # half-open rule: each vertex counted once
+                    x = ax + (y - ay) * (bx - ax) / (by - ay)
+                    j = count  # insertion sort: crossings stay ordered
+                    while j > 0 and xs[j - 1] > x:
+                        xs[j] = xs[j - 1]
+                        j -= 1
+                    xs[j] = x
+                    count += 1
+            row = k // subrows
+            for s in range(0, count - 1, 2):  # spans between crossing pairs
+                left = min(max(xs[s], 0.0), n_cols)
+                right = min(max(xs[s + 1], 0.0), n_cols)
+                col = int(left)
+                while col < n_cols and col < right:
+                    overlap = min(right, col + 1.0) - max(left, float(col))
+                    if overlap > 0.0:
+                        out[p, row, col] += overlap / subrows
+                    col += 1
+
+
+_coverage_serial = numba.njit(cache=True)(_coverage)
+_coverage_parallel = numba.njit(cache=True, parallel=True)(_coverage)
+
+
+def polygon_coverage_batch(
+    vertices: np.ndarray, shape: tuple[int, int], *, subrows: int = SUBROWS
+) -> np.ndarray:
+    """Fraction of each bin covered by each of a batch of polygons (even-odd rule).
+
+    Args:
+        vertices: ``(batch, n, 2)`` polygon vertices ``(u, v)`` in bin units: ``u`` in
+            ``[0, n_cols]`` along columns, ``v`` in ``[0, n_rows]`` along rows.
+        shape: ``(n_rows, n_cols)``.
+        subrows: sub-rows sampled per bin row (coverage along a row is exact).
+
+    Returns:
+        float32 array ``(batch, n_rows, n_cols)`` with values in [0, 1].
+
+    Example:
+        >>> tri = np.array([[[0.0, 0.0], [2.0, 0.0], [0.0, 2.0]]])
+        >>> polygon_coverage_batch(tri, (2, 2), subrows=2).round(3)
+        array([[[1. , 0.5],
+                [0.5, 0. ]]], dtype=float32)
+    """
+    v = np.ascontiguousarray(vertices, dtype=np.float64)
+    if v.ndim != 3 or v.shape[2] != 2 or v.shape[1] < 3:
+        raise ValueError(f"vertices must have shape (batch, n >= 3, 2), got {v.shape}")
+    n_rows, n_cols = shape
+    out = np.zeros((v.shape[0], n_rows, n_cols), dtype=np.float32)
+    kernel = _coverage_parallel if v.shape[0] >= 64 else _coverage_serial
+    kernel(v, n_rows, n_cols, subrows, out)
+    return np.minimum(out, 1.0, out=out)
+
+
 def polygon_coverage(
     vertices: np.ndarray, shape: tuple[int, int], *, subrows: int = SUBROWS
 ) -> np.ndarray:
@@ -127,23 +194,7 @@ def polygon_coverage(
         array([[0.5, 0.5, 0. ],
                [0.5, 0.5, 0. ]], dtype=float32)
     """
-    n_rows, n_cols = shape
-    p = np.asarray(vertices, dtype=np.float64)
-    a, b = p, np.roll(p, -1, axis=0)
-    y = ((np.arange(n_rows * subrows) + 0.5) / subrows)[:, None]  # (K, 1)
-    ay, by = a[None, :, 1], b[None, :, 1]
-    crosses = (ay <= y) != (by <= y)  # half-open rule: each vertex counted once
-    dy = np.where(by == ay, 1.0, by - ay)
-    xs = a[None, :, 0] + (y - ay) * (b[None, :, 0] - a[None, :, 0]) / dy
-    xs = np.sort(np.where(crosses, xs, np.inf), axis=1)  # (K, E); crossings first, inf last
-    if xs.shape[1] % 2:
-        xs = np.concatenate([xs, np.full((xs.shape[0], 1), np.inf)], axis=1)
-    left = np.clip(xs[:, 0::2], 0.0, n_cols)[:, :, None]  # (K, spans, 1)
-    right = np.clip(xs[:, 1::2], 0.0, n_cols)[:, :, None]
-    cols = np.arange(n_cols)[None, None, :]
-    cover = np.clip(right - cols, 0.0, 1.0) - np.clip(left - cols, 0.0, 1.0)
-    rows = cover.sum(axis=1)  # (K, n_cols)
-    return rows.reshape(n_rows, subrows, n_cols).mean(axis=1).astype(np.float32)
+    return polygon_coverage_batch(np.asarray(vertices)[None], shape, subrows=subrows)[0]
 
 
 def _vertices_tuple(vertices: Any) -> tuple[tuple[float, float], ...]:
