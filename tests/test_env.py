@@ -228,7 +228,9 @@ def test_custom_backend_and_oracle_info():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"reward_backend": "reward_model"}, "not available in this version"),
+        ({"reward_backend": "reward_model"}, "needs the checkpoint"),
+        ({"reward_backend": "human"}, "not available in this version"),
+        ({"reward_model_path": "rm.pt"}, "only used with reward_backend='reward_model'"),
         ({"reward_backend": "crowd"}, "unknown reward backend 'crowd'"),
         ({"view": "diagonal"}, "unknown view 'diagonal'"),
         ({"n_vertices": 2}, "at least 3"),

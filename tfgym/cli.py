@@ -6,11 +6,17 @@ Subcommands::
     tfgym render --scene headsq --tf reference -o head.png
     tfgym render --volume scan.nii.gz --tf my_tf.json -o scan.png --view left
     tfgym demo --out runs/demo --budget 400        # CEM on a few scenes, figures + TensorBoard
+    tfgym collect --scene phantom-00 --pairs 4000 --db prefs.sqlite   # simulated preferences
+    tfgym train-rm --db prefs.sqlite --out rm.pt --variant mask        # reward model
+    tfgym eval-rm --model rm.pt --db prefs.sqlite --scene phantom-00   # figures + metrics
     tfgym version
 
-The module imports only the standard library; each command imports what it needs, so
-``tfgym --help`` starts fast. A user error (missing or corrupt file, malformed JSON, unknown
-scene) prints one line ``tfgym <command>: error: ...`` to stderr and exits with status 2.
+The commands of the reward-model pipeline are defined beside their code
+(:func:`tfgym.collect.add_collect_command`, ``reward_models.train.add_train_command``,
+``reward_models.evaluate.add_eval_command``); importing the latter loads torch, so the
+command line takes a couple of seconds to start. A user error (missing or corrupt file,
+malformed JSON, unknown scene) prints one line ``tfgym <command>: error: ...`` to stderr and
+exits with status 2.
 """
 
 from __future__ import annotations
@@ -370,6 +376,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=128, help="image side in pixels")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=_cmd_demo)
+
+    # preference collection and reward-model commands live beside their code
+    from reward_models.evaluate import add_eval_command
+    from reward_models.train import add_train_command
+    from tfgym.collect import add_collect_command
+
+    add_collect_command(sub)
+    add_train_command(sub)
+    add_eval_command(sub)
     return parser
 
 

@@ -48,7 +48,8 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
 
     Whatever the reward backend returns for the rendering, a float. The default ``"oracle"``
     backend returns the oracle's quality score in [0, 1] (visibility and purity of bone and
-    teeth, see :mod:`tfgym.oracle`).
+    teeth, see :mod:`tfgym.oracle`); ``"reward_model"`` returns a learned Bradley-Terry
+    reward model's reward (unbounded, checkpoint from ``reward_model_path``).
 
     ## Starting State
 
@@ -82,6 +83,7 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
     | color_scheme     | "bone"    | TF colour scheme (``transfer_function.COLOR_SCHEMES``)    |
     | target           | "bone"    | oracle target (:data:`tfgym.oracle.TARGETS`)              |
     | device           | "cpu"     | torch device of the renderer (e.g. ``"cuda"``)            |
+    | reward_model_path| None      | checkpoint of the ``"reward_model"`` backend              |
     | render_mode      | None      | ``"rgb_array"`` or ``"human"`` (a pyvista window)          |
 
     ## Version History
@@ -116,6 +118,7 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
         color_scheme: str = "bone",
         target: str | Sequence[Tissue] = "bone",
         device: str = "cpu",
+        reward_model_path: str | None = None,
         render_mode: str | None = None,
     ) -> None:
         """Validate arguments and build spaces; scenes load lazily at reset."""
@@ -135,7 +138,18 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
         self.tf_kwargs: dict[str, Any] = {"opacity": opacity, "color_scheme": color_scheme}
         TransferFunction(((0, 0), (1, 0), (0, 1)), **self.tf_kwargs)  # validates both
         self.target = resolve_target(target)
-        backend_kwargs = {"target": self.target} if reward_backend == "oracle" else {}
+        if reward_model_path is not None and reward_backend != "reward_model":
+            raise ValueError("reward_model_path= is only used with reward_backend='reward_model'")
+        backend_kwargs: dict[str, Any] = {}
+        if reward_backend == "oracle":
+            backend_kwargs = {"target": self.target}
+        elif reward_backend == "reward_model":
+            backend_kwargs = {
+                "path": reward_model_path,
+                "histogram_bins": histogram_bins,
+                "n_vertices": n_vertices,
+                "device": device,
+            }
         self.backend = make_backend(reward_backend, **backend_kwargs)
         self._oracle = (
             self.backend

@@ -1,0 +1,388 @@
+"""Benchmark: the Bradley-Terry reward model (issue 4) -- accuracy, rank correlation, speed.
+
+Parts (``--parts``, default all), each a table and an entry of the JSON:
+
+a. **paper protocol** on one phantom: the paper's 100 actions (10 expert, 40 shifted, 50
+   random), 4000 pairs answered by the ``noisy`` simulated labeler, 75 epochs, for the
+   paper-faithful model (``paper``) and the improved one (``mask``): accuracy on the held-out
+   (10 %) unambiguous pairs against the labeler and against the noise-free oracle, and
+   Spearman rho between RM reward and oracle score over 20,000 uniformly random actions;
+b. **label allocation**: the same 4000 pairs over 100, 400 and 1000 distinct actions (the
+   paper's 10/40/50 % mix scaled up): rho for each;
+c. **multi-scene**: trained on pairs of the 12 train phantoms, rho on each of the 4 held-out
+   phantoms (and on the first train phantom for reference);
+d. **label efficiency**: rho and held-out accuracy for 250 ... 4000 of part a's pairs (a
+   table and a PNG plot);
+e. **speed**: training time for 4000 pairs x 75 epochs (from part a, or trained here), and
+   scoring 20,000 actions of one scene, against the named alternative of rendering them for
+   the oracle score.
+
+The oracle scores of each scene's 20,000 random actions are computed once and shared by every
+model. ``--quick`` shrinks everything for a smoke test (a few seconds per part).
+
+Usage::
+
+    python benchmarks/bench_reward_model.py                      # all parts, full size
+    python benchmarks/bench_reward_model.py --parts a e
+    python benchmarks/bench_reward_model.py --quick --out /tmp/rm.json
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+import tyro
+from _common import machine_info
+from scipy.stats import spearmanr
+from tqdm import tqdm
+
+from reward_models.evaluate import heldout_records, oracle_scores, pair_accuracy, predict_batched
+from reward_models.model import model_config
+from reward_models.train import TrainConfig, train_reward_model
+from tfgym.collect import collect_multi, collect_preferences, paper_actions
+from tfgym.scene import SCENE_SETS
+
+PARTS = ("a", "b", "c", "d", "e")
+
+
+@dataclass
+class Args:
+    """Benchmark options (defaults: the issue's full measurements)."""
+
+    parts: tuple[str, ...] = PARTS
+    """Parts to run, in this order: a (paper protocol), b (allocation), c (multi-scene), d
+    (label efficiency), e (speed)."""
+    quick: bool = False
+    """Tiny sizes everywhere: a smoke test, not a measurement."""
+    out: Path = Path("benchmarks/results/bench_reward_model.json")
+    """JSON results (rewritten after every part); the part-d plot goes next to it."""
+    scene: str = "phantom-00"
+    """Scene of parts a, b, d and e."""
+    variants: tuple[str, ...] = ("paper", "mask")
+    """Reward-model presets compared in every part."""
+    labeler: str = "noisy"
+    """Simulated labeler preset."""
+    pairs: int = 4000
+    """Comparisons per scene (parts a, b, d, e)."""
+    epochs: int = 75
+    """Training epochs."""
+    n_random: int = 20000
+    """Uniformly random actions per scene for Spearman rho."""
+    allocation: tuple[int, ...] = (100, 400, 1000)
+    """Distinct actions in part b."""
+    label_sizes: tuple[int, ...] = (250, 500, 1000, 2000, 4000)
+    """Numbers of pairs in part d (subsets of part a's pairs)."""
+    multi_pairs_per_scene: int = 1000
+    """Comparisons per train phantom in part c (12 phantoms)."""
+    multi_epochs: int = 75
+    """Training epochs in part c."""
+    image_size: int = 128
+    """Rendering side for the oracle (the collect command's default)."""
+    speed_repeats: int = 5
+    """Timed repetitions of scoring in part e (the table shows the median)."""
+    seed: int = 0
+    """Seed of actions, answers, splits and weights."""
+    progress: bool = True
+    """Show progress bars."""
+
+
+def _quick(args: Args) -> Args:
+    return replace(
+        args,
+        pairs=300,
+        epochs=3,
+        n_random=400,
+        allocation=(30, 60),
+        label_sizes=(100, 300),
+        multi_pairs_per_scene=100,
+        multi_epochs=3,
+        image_size=32,
+        speed_repeats=2,
+    )
+
+
+class Bench:
+    """The env, the random evaluation actions of each scene with their oracle scores, data."""
+
+    def __init__(self, args: Args) -> None:
+        self.args = args
+        scenes = [args.scene, *SCENE_SETS["train"], *SCENE_SETS["heldout"]]
+        self.env = gym.make("tfgym:TransferFunction-v0", scenes=scenes, image_size=args.image_size)
+        self._random: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
+        self._records: dict[Any, list[Any]] = {}
+        self._trained: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def rng(self, *key: int) -> np.random.Generator:
+        return np.random.default_rng([self.args.seed, *key])
+
+    def random_set(self, scene: str) -> tuple[np.ndarray, np.ndarray, float]:
+        """``(actions, oracle scores, seconds to render and score them)`` of a scene."""
+        if scene not in self._random:
+            dim = self.env.unwrapped.action_space.shape[0]
+            salt = sum(map(ord, scene))
+            acts = self.rng(1, salt).uniform(-1, 1, (self.args.n_random, dim)).astype(np.float32)
+            start = time.perf_counter()
+            scores = oracle_scores(self.env, scene, acts, progress=self.args.progress)
+            self._random[scene] = (acts, scores, time.perf_counter() - start)
+        return self._random[scene]
+
+    def records(self, n_actions: int) -> list[Any]:
+        """``args.pairs`` preferences on ``args.scene`` among ``n_actions`` paper actions."""
+        if n_actions not in self._records:
+            k = n_actions / 100
+            rng = self.rng(2, n_actions)
+            actions = paper_actions(
+                self.env,
+                self.args.scene,
+                rng,
+                n_expert=round(10 * k),
+                n_shift=round(40 * k),
+                n_random=n_actions - round(10 * k) - round(40 * k),
+                expert_budget=max(256, 4 * round(10 * k)),
+            )
+            self._records[n_actions] = collect_preferences(
+                self.env,
+                self.args.scene,
+                actions,
+                n_pairs=self.args.pairs,
+                labeler=self.args.labeler,
+                rng=rng,
+            )
+        return self._records[n_actions]
+
+    def rho(self, model: Any, scene: str) -> float:
+        acts, scores, _ = self.random_set(scene)
+        rewards = predict_batched(
+            model, self.env.unwrapped.renderer_for(scene).scene.observation, acts
+        )
+        return float(spearmanr(rewards, scores).statistic)
+
+    def train(self, records: list[Any], variant: str, epochs: int | None = None) -> dict[str, Any]:
+        """Train one model (once per data and settings); held-out accuracies, training time."""
+        key = (id(records[0]), len(records), variant, epochs or self.args.epochs)
+        if key not in self._trained:
+            self._trained[key] = self._train(records, variant, epochs)
+        return self._trained[key]
+
+    def _train(self, records: list[Any], variant: str, epochs: int | None) -> dict[str, Any]:
+        config = TrainConfig(
+            epochs=epochs or self.args.epochs, model=model_config(variant), seed=self.args.seed
+        )
+        result = train_reward_model(records, config, progress=self.args.progress)
+        held = heldout_records(records, config.to_dict())
+        acc = pair_accuracy(result.model, held, env=self.env)
+        return {
+            "model": result.model,
+            "variant": variant,
+            "n_pairs": len(records),
+            "n_train": len(result.train),
+            "n_ties": sum(r.mu == 0.5 for r in records),
+            "epochs": config.epochs,
+            "train_seconds": result.seconds,
+            "val_accuracy_labeler": acc["accuracy_labeler"],
+            "val_accuracy_oracle": acc["accuracy_oracle"],
+            "val_labeler_vs_oracle": acc["labeler_vs_oracle"],
+            "n_val_unambiguous": acc["n_unambiguous"],
+        }
+
+
+def _row(trained: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {k: v for k, v in trained.items() if k != "model"} | extra
+
+
+def part_a(bench: Bench) -> list[dict[str, Any]]:
+    args = bench.args
+    rows = []
+    for variant in args.variants:
+        t = bench.train(bench.records(100), variant)
+        rows.append(_row(t, n_actions=100, rho=bench.rho(t["model"], args.scene)))
+    print(f"\n(a) paper protocol on {args.scene}: {args.pairs} pairs, 100 actions, {args.labeler}")
+    print(
+        f"{'variant':<8} {'ties':>5} {'val acc (labeler)':>17} {'val acc (oracle)':>16} "
+        f"{'labeler ceiling':>15} {'rho':>6} {'train s':>8}"
+    )
+    for r in rows:
+        print(
+            f"{r['variant']:<8} {r['n_ties']:>5} {r['val_accuracy_labeler']:>17.3f} "
+            f"{r['val_accuracy_oracle']:>16.3f} {r['val_labeler_vs_oracle']:>15.3f} "
+            f"{r['rho']:>6.3f} {r['train_seconds']:>8.1f}"
+        )
+    return rows
+
+
+def part_b(bench: Bench) -> list[dict[str, Any]]:
+    args = bench.args
+    rows = []
+    for n_actions in args.allocation:
+        for variant in args.variants:
+            t = bench.train(bench.records(n_actions), variant)
+            rows.append(_row(t, n_actions=n_actions, rho=bench.rho(t["model"], args.scene)))
+    print(
+        f"\n(b) label allocation: {args.pairs} pairs over N distinct actions, rho on {args.scene}"
+    )
+    print(f"{'actions':>7} {'variant':<8} {'val acc (oracle)':>16} {'rho':>6}")
+    for r in rows:
+        print(
+            f"{r['n_actions']:>7} {r['variant']:<8} {r['val_accuracy_oracle']:>16.3f} "
+            f"{r['rho']:>6.3f}"
+        )
+    return rows
+
+
+def part_c(bench: Bench) -> list[dict[str, Any]]:
+    args = bench.args
+    train_scenes = SCENE_SETS["train"][:2] if args.quick else SCENE_SETS["train"]
+    test_scenes = SCENE_SETS["heldout"][:1] if args.quick else SCENE_SETS["heldout"]
+    records = collect_multi(
+        bench.env,
+        train_scenes,
+        bench.rng(3),
+        pairs_per_scene=args.multi_pairs_per_scene,
+        labeler=args.labeler,
+        progress=args.progress,
+    )
+    rows = []
+    for variant in args.variants:
+        t = bench.train(records, variant, epochs=args.multi_epochs)
+        for scene in (*test_scenes, train_scenes[0]):
+            split = "held-out" if scene in test_scenes else "train"
+            rows.append(_row(t, scene=scene, split=split, rho=bench.rho(t["model"], scene)))
+    print(
+        f"\n(c) multi-scene: {args.multi_pairs_per_scene} pairs x {len(train_scenes)} train "
+        f"phantoms, {args.multi_epochs} epochs; rho per scene"
+    )
+    print(f"{'variant':<8} {'scene':<11} {'split':<9} {'rho':>6} {'val acc (oracle)':>16}")
+    for r in rows:
+        print(
+            f"{r['variant']:<8} {r['scene']:<11} {r['split']:<9} {r['rho']:>6.3f} "
+            f"{r['val_accuracy_oracle']:>16.3f}"
+        )
+    return rows
+
+
+def part_d(bench: Bench) -> list[dict[str, Any]]:
+    args = bench.args
+    records = bench.records(100)
+    rows = []
+    for n in args.label_sizes:
+        for variant in args.variants:
+            t = bench.train(records[:n], variant)
+            rows.append(_row(t, n_actions=100, rho=bench.rho(t["model"], args.scene)))
+    print(f"\n(d) label efficiency on {args.scene} (first N of part a's pairs)")
+    print(
+        f"{'pairs':>6} {'variant':<8} {'val acc (labeler)':>17} {'val acc (oracle)':>16} {'rho':>6}"
+    )
+    for r in rows:
+        print(
+            f"{r['n_pairs']:>6} {r['variant']:<8} {r['val_accuracy_labeler']:>17.3f} "
+            f"{r['val_accuracy_oracle']:>16.3f} {r['rho']:>6.3f}"
+        )
+    _plot_label_efficiency(rows, args.out.with_name(args.out.stem + "_label_efficiency.png"))
+    return rows
+
+
+def _plot_label_efficiency(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9.0, 3.8), layout="constrained")
+    ax_rho, ax_acc = fig.subplots(1, 2)
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        sel = [r for r in rows if r["variant"] == variant]
+        n = [r["n_pairs"] for r in sel]
+        ax_rho.plot(n, [r["rho"] for r in sel], "o-", label=variant)
+        ax_acc.plot(n, [r["val_accuracy_oracle"] for r in sel], "o-", label=variant)
+    sizes = sorted({r["n_pairs"] for r in rows})
+    panels = (
+        (ax_rho, "Spearman rho (random actions)", 0.8),
+        (ax_acc, "held-out accuracy (oracle)", 0.85),
+    )
+    for ax, label, goal in panels:
+        ax.axhline(goal, color="gray", linestyle="--", linewidth=1, label=f"goal {goal}")
+        ax.set_xscale("log")
+        ax.set_xticks(sizes, labels=[str(n) for n in sizes])
+        ax.minorticks_off()
+        ax.set_xlabel("preference pairs")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle("Reward model label efficiency")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
+
+
+def part_e(bench: Bench) -> list[dict[str, Any]]:
+    args = bench.args
+    obs = bench.env.unwrapped.renderer_for(args.scene).scene.observation
+    acts, _, oracle_seconds = bench.random_set(args.scene)
+    rows = []
+    for variant in args.variants:
+        t = bench.train(bench.records(100), variant)  # part a's model when part a ran
+        model = t["model"]
+        predict_batched(model, obs, acts[:256])  # warm-up
+        times = []
+        for _ in range(args.speed_repeats):
+            start = time.perf_counter()
+            predict_batched(model, obs, acts)
+            times.append(time.perf_counter() - start)
+        score_s = statistics.median(times)
+        rows.append(
+            _row(
+                t,
+                n_score=len(acts),
+                score_seconds=score_s,
+                oracle_seconds=oracle_seconds,
+                oracle_over_rm=oracle_seconds / score_s,
+                torch_threads=torch.get_num_threads(),
+            )
+        )
+    print(f"\n(e) speed ({torch.get_num_threads()} torch threads)")
+    print(
+        f"{'variant':<8} {'train (pairs x epochs)':>24} {'train s':>8} "
+        f"{'score N':>8} {'RM s':>7} {'oracle s':>9} {'oracle/RM':>10}"
+    )
+    for r in rows:
+        print(
+            f"{r['variant']:<8} {str(r['n_pairs']) + ' x ' + str(r['epochs']):>24} "
+            f"{r['train_seconds']:>8.1f} {r['n_score']:>8} {r['score_seconds']:>7.3f} "
+            f"{r['oracle_seconds']:>9.1f} {r['oracle_over_rm']:>10.0f}"
+        )
+    return rows
+
+
+def main(args: Args) -> None:
+    if args.quick:
+        args = _quick(args)
+    unknown = sorted(set(args.parts) - set(PARTS))
+    if unknown:
+        raise SystemExit(f"unknown parts {unknown}; valid: {list(PARTS)}")
+    bench = Bench(args)
+    record: dict[str, Any] = {
+        "benchmark": "reward_model",
+        "machine": machine_info(torch_threads=torch.get_num_threads()),
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()},
+        "parts": {},
+    }
+    runners = {"a": part_a, "b": part_b, "c": part_c, "d": part_d, "e": part_e}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    for part in tqdm(list(dict.fromkeys(args.parts)), desc="parts", disable=not args.progress):
+        start = time.perf_counter()
+        rows = runners[part](bench)
+        record["parts"][part] = {"seconds": time.perf_counter() - start, "rows": rows}
+        args.out.write_text(json.dumps(record, indent=2))
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))

@@ -1,0 +1,233 @@
+"""Tests of tfgym.collect: the paper's action set, simulated preferences and `tfgym collect`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from tfgym.collect import (
+    ActionSet,
+    add_collect_command,
+    collect_multi,
+    collect_preferences,
+    labeler_id,
+    paper_actions,
+    sample_pairs,
+)
+from tfgym.oracle import LABELER_PRESETS, SimulatedLabeler, reference_action
+from tfgym.preferences import PreferenceStore
+from tfgym.transfer_function import TransferFunction
+
+SCENE = "headsq"
+
+
+@pytest.fixture(scope="module")
+def env():
+    env = gym.make(
+        "tfgym:TransferFunction-v0", scenes=[SCENE, "phantom-00"], image_size=32, working_size=32
+    )
+    yield env
+    env.close()
+
+
+@pytest.fixture(scope="module")
+def actions(env) -> ActionSet:
+    return paper_actions(env, SCENE, np.random.default_rng(0), expert_budget=128)
+
+
+def scores_of(env, acts) -> np.ndarray:
+    return env.unwrapped.evaluate(np.asarray(acts), scene=SCENE)[2]["oracle_score"]
+
+
+# -- action set ------------------------------------------------------------------------------
+def test_paper_actions_sizes_kinds_ranges(actions):
+    a = actions.actions
+    assert a.shape == (100, 8) and a.dtype == np.float32 and len(actions) == 100
+    assert actions.kinds == ("expert",) * 10 + ("shift",) * 40 + ("random",) * 50
+    assert np.all(a >= -1) and np.all(a <= 1)
+    experts, shifts = a[:10], a[10:50]
+    # each shift is a small perturbation of its expert (4 per expert)
+    offsets = shifts - experts[np.arange(40) % 10]
+    assert np.abs(offsets).max() < 6 * 0.05 and 0.02 < np.abs(offsets).mean() < 0.06
+    # experts are distinct designs
+    dist = np.abs(experts[:, None] - experts[None]).max(axis=2)
+    assert dist[~np.eye(10, dtype=bool)].min() >= 0.1
+    assert actions.mask("random").sum() == 50
+
+
+def test_experts_score_well(env, actions):
+    s = scores_of(env, actions.actions)
+    expert, shift, random = (s[actions.mask(k)] for k in ("expert", "shift", "random"))
+    ref = scores_of(env, reference_action(env.unwrapped.renderer_for(SCENE).scene)[None])[0]
+    assert expert.min() >= 0.85 * max(expert.max(), ref)  # all near the best found
+    assert expert.mean() > random.mean() + 0.2
+    assert shift.mean() > random.mean() + 0.2
+    assert expert.min() > np.median(random)
+
+
+def test_paper_actions_custom_counts_and_vertices(env):
+    penta = gym.make("tfgym:TransferFunction-v0", scenes=SCENE, image_size=32, working_size=32,
+                     n_vertices=5)  # fmt: skip
+    a = paper_actions(
+        penta, SCENE, np.random.default_rng(1), n_expert=3, n_shift=7, n_random=5, expert_budget=32
+    )
+    assert a.actions.shape == (15, 10)
+    assert a.kinds.count("expert") == 3 and a.kinds.count("shift") == 7
+    with pytest.raises(ValueError, match="n_expert >= 1"):
+        paper_actions(env, SCENE, np.random.default_rng(0), n_expert=0)
+    with pytest.raises(ValueError, match="shift_scale must be > 0"):
+        paper_actions(env, SCENE, np.random.default_rng(0), shift_scale=0)
+    with pytest.raises(ValueError, match="unknown action kinds"):
+        ActionSet(np.zeros((2, 8)), ("expert", "guess"))
+
+
+def test_paper_actions_deterministic(env, actions):
+    again = paper_actions(env, SCENE, np.random.default_rng(0), expert_budget=128)
+    np.testing.assert_array_equal(again.actions, actions.actions)
+    other = paper_actions(env, SCENE, np.random.default_rng(1), expert_budget=128)
+    assert not np.array_equal(other.actions, actions.actions)
+
+
+# -- pairs and labels ------------------------------------------------------------------------
+def test_sample_pairs_distinct_and_unordered():
+    rng = np.random.default_rng(0)
+    pairs = sample_pairs(100, 4000, rng)
+    assert pairs.shape == (4000, 2) and pairs.dtype == np.int64
+    assert np.all(pairs[:, 0] != pairs[:, 1]) and pairs.min() >= 0 and pairs.max() < 100
+    unordered = {tuple(sorted(p)) for p in pairs.tolist()}
+    assert len(unordered) == 4000
+    assert 0.4 < np.mean(pairs[:, 0] < pairs[:, 1]) < 0.6  # both orders occur
+    assert len({tuple(sorted(p)) for p in sample_pairs(10, 45, rng).tolist()}) == 45
+    with pytest.raises(ValueError, match="cannot sample 46 distinct pairs from 10 actions"):
+        sample_pairs(10, 46, rng)
+
+
+def test_collect_mu_values_and_determinism(env, actions):
+    prefs = collect_preferences(env, SCENE, actions, n_pairs=600, rng=np.random.default_rng(3))
+    assert len(prefs) == 600
+    mus = np.array([p.mu for p in prefs])
+    assert set(mus) == {0.0, 0.5, 1.0}
+    assert 0.05 < np.mean(mus == 0.5) < 0.5
+    assert {p.labeler for p in prefs} == {"sim:noisy"} and {p.scene for p in prefs} == {SCENE}
+    again = collect_preferences(env, SCENE, actions, n_pairs=600, rng=np.random.default_rng(3))
+    stamp = prefs[0].created
+    assert [replace(p, created=stamp) for p in again] == [replace(p, created=stamp) for p in prefs]
+    pairs = {tuple(sorted((p.action_a, p.action_b))) for p in prefs}
+    assert len(pairs) == 600
+
+
+def test_perfect_labeler_agrees_with_oracle(env, actions):
+    prefs = collect_preferences(
+        env, SCENE, actions.actions, n_pairs=300, labeler="perfect", rng=np.random.default_rng(4)
+    )
+    s_a = scores_of(env, [p.action_a for p in prefs])
+    s_b = scores_of(env, [p.action_b for p in prefs])
+    expected = np.where(s_a > s_b, 1.0, np.where(s_a < s_b, 0.0, 0.5))
+    np.testing.assert_array_equal([p.mu for p in prefs], expected)
+    assert {p.labeler for p in prefs} == {"sim:perfect"}
+
+
+def test_skipping_labeler_drops_pairs(env, actions):
+    prefs = collect_preferences(
+        env, SCENE, actions, n_pairs=1000, labeler="distracted", rng=np.random.default_rng(5)
+    )
+    assert 700 < len(prefs) < 900  # skip_rate 0.2
+    assert all(p.mu in (0.0, 0.5, 1.0) for p in prefs)
+    with pytest.raises(ValueError, match="unknown labeler preset 'lazy'"):
+        collect_preferences(
+            env, SCENE, actions, n_pairs=10, labeler="lazy", rng=np.random.default_rng()
+        )
+    with pytest.raises(ValueError, match="cannot sample 4951 distinct pairs"):
+        collect_preferences(env, SCENE, actions, n_pairs=4951, rng=np.random.default_rng())
+
+
+def test_labeler_id():
+    assert labeler_id("noisy") == "sim:noisy"
+    assert labeler_id(LABELER_PRESETS["noisy"]) == "sim:noisy"
+    assert labeler_id(SimulatedLabeler(0.05, 0.02, 0.2)) == "sim:mistaken"
+    assert labeler_id(SimulatedLabeler(0.5)).startswith("sim:custom(temperature=0.5,")
+
+
+# -- store -----------------------------------------------------------------------------------
+def test_collect_into_store(env, actions, tmp_path):
+    ranges = env.unwrapped.renderer_for(SCENE).scene.ranges
+    with PreferenceStore(tmp_path / "p.sqlite") as store:
+        prefs = collect_preferences(
+            env, SCENE, actions, n_pairs=300, rng=np.random.default_rng(6), store=store
+        )
+        assert [p.id for p in prefs] == list(range(1, 301))
+        assert store.records() == prefs
+    p = prefs[0]
+    tf_a, tf_b = TransferFunction.from_dict(p.tf_a), TransferFunction.from_dict(p.tf_b)
+    assert tf_a.ranges == ranges
+    np.testing.assert_allclose(tf_a.action, p.action_a, atol=1e-6)
+    np.testing.assert_allclose(tf_b.action, p.action_b, atol=1e-6)
+
+
+def test_collect_multi(env, tmp_path):
+    with PreferenceStore(":memory:") as store:
+        prefs = collect_multi(
+            env,
+            [SCENE, "phantom-00"],
+            np.random.default_rng(7),
+            pairs_per_scene=120,
+            labeler="perfect",
+            store=store,
+            expert_budget=64,
+        )
+        assert len(store) == 240 and store.scenes() == [SCENE, "phantom-00"]
+    assert [p.scene for p in prefs] == [SCENE] * 120 + ["phantom-00"] * 120
+    # each scene has its own action set
+    a0 = {p.action_a for p in prefs[:120]} | {p.action_b for p in prefs[:120]}
+    a1 = {p.action_a for p in prefs[120:]} | {p.action_b for p in prefs[120:]}
+    assert not a0 & a1
+
+
+# -- command line ----------------------------------------------------------------------------
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tfgym")
+    add_collect_command(p.add_subparsers(dest="command", required=True))
+    return p
+
+
+def test_collect_command_writes_db_and_jsonl(tmp_path, capsys):
+    db, out = tmp_path / "prefs.sqlite", tmp_path / "out.jsonl"
+    argv = ["collect", "--scene", SCENE, "--pairs", "80", "--db", str(db), "--jsonl", str(out)]
+    argv += ["--seed", "1", "--image-size", "32", "--working-size", "32", "--no-progress"]
+    args = parser().parse_args(argv)
+    assert args.func(args) == 0
+    text = capsys.readouterr().out
+    assert f"stored 80 preferences for 1 scene(s) in {db}" in text
+    assert "ties" in text and "skipped 0 (0.0% of 80 pairs)" in text
+    with PreferenceStore(db) as store:
+        assert len(store) == 80 and {p.labeler for p in store} == {"sim:noisy"}
+    lines = out.read_text().splitlines()
+    assert len(lines) == 80 and json.loads(lines[0])["scene"] == SCENE
+    # a second run appends
+    assert args.func(args) == 0
+    with PreferenceStore(db) as store:
+        assert len(store) == 160
+
+
+def test_collect_command_user_errors(tmp_path):
+    p = parser()
+    base = ["collect", "--db", str(tmp_path / "x.sqlite"), "--image-size", "32", "--no-progress"]
+    for extra, match in [
+        (["--scene", SCENE, "--pairs", "5000"], "exceeds the 4950 distinct pairs"),
+        (["--scene", SCENE, "--labeler", "lazy"], "unknown labeler preset"),
+        (["--scene", "nowhere"], "unknown scene 'nowhere'"),
+        (["--scenes", "train", "--pairs", "0"], "--pairs must be at least 1"),
+        (["--scene", SCENE, "--working-size", "4"], "at least 8"),
+    ]:
+        args = p.parse_args(base + extra)
+        with pytest.raises(ValueError, match=match):
+            args.func(args)
+    assert not (tmp_path / "x.sqlite").exists()  # nothing created on a user error
+    with pytest.raises(SystemExit) as info:  # --scene and --scenes are exclusive
+        p.parse_args([*base, "--scene", SCENE, "--scenes", "train"])
+    assert info.value.code == 2

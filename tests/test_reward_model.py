@@ -1,0 +1,362 @@
+"""Tests of the Bradley-Terry reward model: loss, model, data, training and checkpoints."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from reward_models.data import PreferenceTensors
+from reward_models.loss import bradley_terry_loss
+from reward_models.model import (
+    RewardEnsemble,
+    RewardModel,
+    RewardModelConfig,
+    action_masks,
+    model_config,
+)
+from reward_models.train import (
+    CHECKPOINT_VERSION,
+    CheckpointError,
+    TrainConfig,
+    load_checkpoint,
+    save_checkpoint,
+    train_reward_model,
+)
+from tests.conftest import TINY_BINS, TINY_WORKING_SIZE
+
+BINS = TINY_BINS  # 16: small and fast
+
+
+# -- loss ------------------------------------------------------------------------------------
+def test_loss_matches_hand_computed_value_with_ties() -> None:
+    r_a = torch.tensor([2.0, 0.0, 1.0, -1.0])
+    r_b = torch.tensor([0.0, 1.0, 1.0, 1.0])
+    mu = torch.tensor([1.0, 1.0, 0.5, 0.0])
+
+    def log_sig(x: float) -> float:
+        return -math.log1p(math.exp(-x))
+
+    expected = (
+        -(
+            log_sig(2.0)  # a chosen, diff 2
+            + log_sig(-1.0)  # a chosen, diff -1
+            + 0.5 * log_sig(0.0)
+            + 0.5 * log_sig(0.0)  # tie, diff 0
+            + log_sig(2.0)  # b chosen, diff -2
+        )
+        / 4
+    )
+    out = bradley_terry_loss(r_a, r_b, mu)
+    assert out.loss.item() == pytest.approx(expected, rel=1e-6)
+    assert out.n_unambiguous == 3
+    assert out.accuracy.item() == pytest.approx(2 / 3)  # the second pair is ranked wrongly
+
+
+def test_loss_tie_pulls_rewards_together_and_is_stable() -> None:
+    r_a = torch.tensor([3.0], requires_grad=True)
+    out = bradley_terry_loss(r_a, torch.tensor([0.0]), torch.tensor([0.5]))
+    out.loss.backward()
+    assert r_a.grad is not None and r_a.grad.item() > 0  # descent lowers r_a towards r_b
+    assert math.isnan(out.accuracy.item())  # no unambiguous pair
+    huge = bradley_terry_loss(torch.tensor([1e4]), torch.tensor([-1e4]), torch.tensor([0.0]))
+    assert huge.loss.item() == pytest.approx(2e4)  # no overflow to inf
+
+
+def test_loss_rejects_mismatched_shapes() -> None:
+    with pytest.raises(ValueError, match="must be \\(batch,\\) of one size"):
+        bradley_terry_loss(torch.zeros(3), torch.zeros(2), torch.zeros(3))
+
+
+# -- model ------------------------------------------------------------------------------------
+def test_config_presets_and_validation() -> None:
+    assert model_config("paper").dropout == 0.5
+    with pytest.raises(ValueError, match="unknown reward model preset 'big'; valid"):
+        model_config("big")
+    with pytest.raises(ValueError, match="unknown reward model variant"):
+        RewardModelConfig(variant="fancy")
+    with pytest.raises(ValueError, match="too small"):
+        RewardModelConfig(histogram_bins=8)
+
+
+def test_action_masks_match_the_tf_lut(tiny_scene, rng) -> None:
+    from tfgym.transfer_function import TransferFunction
+
+    actions = rng.uniform(-1, 1, (5, 8)).astype(np.float32)
+    masks = action_masks(actions, BINS, subrows=4)
+    for action, mask in zip(actions, masks, strict=True):
+        lut = TransferFunction.from_action(action, opacity=1.0).lut(tiny_scene.ranges)
+        np.testing.assert_allclose(mask, lut[..., 3], atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["tiny", "tiny-mask"])
+def test_predict_shape_dtype_and_determinism(variant, tiny_scene, rng) -> None:
+    torch.manual_seed(0)
+    model = RewardModel(model_config(variant, histogram_bins=BINS))
+    model.train()
+    actions = rng.uniform(-1, 1, (37, 8)).astype(np.float32)
+    first = model.predict(tiny_scene.observation, actions)
+    assert first.shape == (37,) and first.dtype == np.float64
+    np.testing.assert_array_equal(first, model.predict(tiny_scene.observation, actions))
+    assert model.training  # predict restores the mode
+    # in train mode, dropout makes forward passes differ
+    jh = torch.as_tensor(tiny_scene.observation[None])
+    a = torch.as_tensor(actions)
+    assert not torch.equal(model(jh, a), model(jh, a))
+
+
+@pytest.mark.parametrize("variant", ["tiny", "tiny-mask"])
+def test_scene_branch_once_equals_per_sample_forward(variant, rng) -> None:
+    torch.manual_seed(1)
+    model = RewardModel(model_config(variant, histogram_bins=BINS)).eval()
+    obs = rng.integers(0, 256, (3, 1, BINS, BINS), dtype=np.uint8)
+    actions = rng.uniform(-1, 1, (12, 8)).astype(np.float32)
+    index = np.repeat(np.arange(3), 4)
+    with torch.no_grad():
+        per_sample = model(torch.as_tensor(obs[index]), torch.as_tensor(actions))
+        shared = model(
+            torch.as_tensor(obs), torch.as_tensor(actions), scene_index=torch.as_tensor(index)
+        )
+    torch.testing.assert_close(per_sample, shared, rtol=1e-5, atol=1e-5)
+    for s in range(3):
+        rows = index == s
+        np.testing.assert_allclose(
+            model.predict(obs[s], actions[rows]), per_sample[rows].numpy(), rtol=1e-5, atol=1e-5
+        )
+
+
+def test_forward_keeps_gradients_and_checks_jh_count(rng) -> None:
+    model = RewardModel(model_config("tiny-mask", histogram_bins=BINS))
+    jh = torch.zeros(1, 1, BINS, BINS)
+    out = model(jh, torch.as_tensor(rng.uniform(-1, 1, (4, 8)), dtype=torch.float32))
+    assert out.shape == (4,) and out.requires_grad
+    with pytest.raises(ValueError, match="jh has 2 images for 4 actions"):
+        model(torch.zeros(2, 1, BINS, BINS), torch.zeros(4, 8))
+
+
+def test_ensemble_mean_and_std(tiny_scene, rng) -> None:
+    torch.manual_seed(0)
+    cfg = model_config("tiny", histogram_bins=BINS)
+    ensemble = RewardEnsemble([RewardModel(cfg) for _ in range(3)])
+    actions = rng.uniform(-1, 1, (6, 8))
+    each = ensemble.predict_all(tiny_scene.observation, actions)
+    assert each.shape == (3, 6)
+    np.testing.assert_allclose(ensemble.predict(tiny_scene.observation, actions), each.mean(0))
+    std = ensemble.predict_std(tiny_scene.observation, actions)
+    assert std.shape == (6,) and np.all(std > 0)
+    with pytest.raises(ValueError, match="share one RewardModelConfig"):
+        RewardEnsemble(
+            [RewardModel(cfg), RewardModel(model_config("tiny-mask", histogram_bins=16))]
+        )
+
+
+# -- data from the oracle ----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def oracle_data() -> tuple[PreferenceTensors, np.ndarray, np.ndarray, np.ndarray]:
+    """600 oracle-labelled pairs of 60 actions on the tiny scene, and 300 scored test actions."""
+    from tests.conftest import make_tiny_volume
+    from tfgym.oracle import Oracle, make_labeler
+    from tfgym.renderer import Renderer
+    from tfgym.scene import Scene
+    from tfgym.transfer_function import TransferFunction
+
+    scene = Scene.from_volume(
+        make_tiny_volume(), working_size=TINY_WORKING_SIZE, histogram_bins=BINS
+    )
+    renderer = Renderer(scene, image_size=24)
+    rng = np.random.default_rng(0)
+
+    def score(actions: np.ndarray) -> np.ndarray:
+        luts = np.stack([TransferFunction.from_action(a).lut(scene.ranges) for a in actions])
+        return Oracle().evaluate(renderer.render(luts), renderer)["score"]
+
+    actions = rng.uniform(-1, 1, (60, 8)).astype(np.float32)
+    scores = score(actions)
+    pairs = rng.choice(60, size=(600, 2))
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    mu = make_labeler("perfect").compare(scores[pairs[:, 0]], scores[pairs[:, 1]], rng)
+    data = PreferenceTensors(
+        ("tiny",),
+        scene.observation[None],
+        np.zeros(len(pairs), np.int64),
+        actions[pairs[:, 0]],
+        actions[pairs[:, 1]],
+        mu.astype(np.float32),
+    )
+    test_actions = rng.uniform(-1, 1, (300, 8)).astype(np.float32)
+    return data, scene.observation, test_actions, score(test_actions)
+
+
+@pytest.mark.parametrize("variant", ["tiny", "tiny-mask"])
+def test_training_changes_parameters_and_lowers_loss(variant, oracle_data, tmp_path) -> None:
+    data = oracle_data[0]
+    cfg = TrainConfig(epochs=12, batch_size=64, model=model_config(variant, histogram_bins=BINS))
+    torch.manual_seed(cfg.seed)
+    initial = [p.detach().clone() for p in RewardModel(cfg.model).parameters()]
+    result = train_reward_model(data, cfg, log_dir=tmp_path / "tb", progress=False)
+    assert isinstance(result.model, RewardModel)
+    changed = [
+        not torch.equal(a, b) for a, b in zip(initial, result.model.parameters(), strict=True)
+    ]
+    assert all(changed)
+    first, last = result.history[0], result.history[-1]
+    assert last.loss < first.loss - 0.05
+    assert last.val_loss < first.val_loss
+    assert len(result.history) == 12 and len(result.validation) == round(len(data) * 0.1)
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+
+
+def test_training_is_seeded(oracle_data) -> None:
+    data, obs, test_actions, _ = oracle_data
+    cfg = TrainConfig(epochs=2, model=model_config("tiny", histogram_bins=BINS), seed=3)
+    one = train_reward_model(data, cfg, progress=False)
+    two = train_reward_model(data, cfg, progress=False)
+    np.testing.assert_array_equal(
+        one.model.predict(obs, test_actions), two.model.predict(obs, test_actions)
+    )
+    assert [h.loss for h in one.history] == [h.loss for h in two.history]
+
+
+def test_mask_model_learns_held_out_preferences(oracle_data) -> None:
+    data = oracle_data[0]
+    model = model_config("tiny-mask", histogram_bins=BINS)
+    result = train_reward_model(
+        data, TrainConfig(epochs=30, batch_size=64, model=model), progress=False
+    )
+    assert result.history[0].val_accuracy < 0.7
+    assert result.history[-1].val_accuracy > 0.75  # perfect labeler, 57 held-out pairs
+
+
+def test_ensemble_training_uses_bootstrap_members(oracle_data, tmp_path) -> None:
+    data, obs, test_actions, _ = oracle_data
+    cfg = TrainConfig(epochs=2, ensemble_size=2, model=model_config("tiny", histogram_bins=BINS))
+    result = train_reward_model(data, cfg, log_dir=tmp_path, progress=False)
+    assert isinstance(result.model, RewardEnsemble) and len(result.model) == 2
+    assert {h.member for h in result.history} == {0, 1}
+    assert np.all(result.model.predict_std(obs, test_actions) > 0)
+    assert (tmp_path / "member-1").is_dir()
+
+
+# -- preference records ---------------------------------------------------------------------------
+def test_from_records_with_real_preferences(rng) -> None:
+    from tfgym.preferences import Preference
+    from tfgym.scene import load_scene
+
+    a, b = rng.uniform(-1, 1, (2, 8)).round(3)
+    records = [
+        Preference("phantom-00", a, b, mu=1, labeler="sim:noisy"),
+        Preference("headsq", b, a, mu=0.5, labeler="bob"),
+        Preference("phantom-00", b, a, mu=0, labeler="sim:noisy"),
+    ]
+    data = PreferenceTensors.from_records(records, working_size=32, histogram_bins=BINS)
+    assert data.scene_names == ("phantom-00", "headsq")
+    assert data.observations.shape == (2, 1, BINS, BINS)
+    np.testing.assert_array_equal(
+        data.observations[1, 0],
+        load_scene("headsq", working_size=32, histogram_bins=BINS).observation[0],
+    )
+    assert data.scene_index.tolist() == [0, 1, 0]
+    assert data.mu.tolist() == [1.0, 0.5, 0.0]
+    np.testing.assert_allclose(data.action_a[0], a, rtol=1e-6)
+    with pytest.raises(ValueError, match="no usable preference records"):
+        PreferenceTensors.from_records([])
+
+
+def test_split_and_bootstrap_are_seeded(oracle_data) -> None:
+    data = oracle_data[0]
+    train, val = data.split(0.2, np.random.default_rng(5))
+    _train2, val2 = data.split(0.2, np.random.default_rng(5))
+    np.testing.assert_array_equal(val.action_a, val2.action_a)
+    assert len(train) + len(val) == len(data) and len(val) == round(0.2 * len(data))
+    boot = data.bootstrap(np.random.default_rng(1))
+    assert len(boot) == len(data)
+    with pytest.raises(ValueError, match="val_fraction must be in"):
+        data.split(1.0, np.random.default_rng(0))
+
+
+# -- checkpoints -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("variant", ["tiny", "tiny-mask"])
+def test_checkpoint_round_trip(variant, tmp_path, tiny_scene, rng) -> None:
+    torch.manual_seed(0)
+    model = RewardModel(model_config(variant, histogram_bins=BINS))
+    path = save_checkpoint(tmp_path / "sub" / "rm.pt", model, TrainConfig(model=model.config))
+    loaded = load_checkpoint(path, expect={"histogram_bins": BINS, "n_vertices": 4})
+    assert isinstance(loaded, RewardModel) and loaded.config == model.config
+    assert not loaded.training
+    actions = rng.uniform(-1, 1, (9, 8))
+    np.testing.assert_array_equal(
+        loaded.predict(tiny_scene.observation, actions),
+        model.predict(tiny_scene.observation, actions),
+    )
+    ensemble = RewardEnsemble([model, RewardModel(model.config)])
+    loaded_e = load_checkpoint(save_checkpoint(tmp_path / "e.pt", ensemble))
+    assert isinstance(loaded_e, RewardEnsemble) and len(loaded_e) == 2
+    np.testing.assert_array_equal(
+        loaded_e.predict_std(tiny_scene.observation, actions),
+        ensemble.predict_std(tiny_scene.observation, actions),
+    )
+
+
+def test_checkpoint_errors(tmp_path) -> None:
+    model = RewardModel(model_config("tiny", histogram_bins=BINS))
+    with pytest.raises(CheckpointError, match="checkpoint not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not a checkpoint")
+    with pytest.raises(CheckpointError, match="is not a tfgym reward model checkpoint"):
+        load_checkpoint(junk)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    with pytest.raises(CheckpointError, match="no format marker"):
+        load_checkpoint(foreign)
+    path = save_checkpoint(tmp_path / "rm.pt", model)
+    with pytest.raises(CheckpointError, match="has histogram_bins=16, expected histogram_bins=64"):
+        load_checkpoint(path, expect={"histogram_bins": 64})
+    with pytest.raises(CheckpointError, match="n_vertices=4, expected n_vertices=5"):
+        load_checkpoint(path, expect={"n_vertices": 5})
+    state = torch.load(path, weights_only=True)
+    newer = tmp_path / "newer.pt"
+    torch.save({**state, "format_version": CHECKPOINT_VERSION + 1}, newer)
+    with pytest.raises(CheckpointError, match="newer than this tfgym"):
+        load_checkpoint(newer)
+    mismatch = tmp_path / "mismatch.pt"
+    other = model_config("tiny", histogram_bins=32).to_dict()
+    torch.save({**state, "model_config": {**other, "conv_channels": (4, 8, 8)}}, mismatch)
+    with pytest.raises(CheckpointError, match="does not fit its recorded config"):
+        load_checkpoint(mismatch)
+    bad_cfg = tmp_path / "bad_cfg.pt"
+    torch.save({**state, "model_config": {**state["model_config"], "variant": "x"}}, bad_cfg)
+    with pytest.raises(CheckpointError, match="invalid reward model config"):
+        load_checkpoint(bad_cfg)
+    assert issubclass(CheckpointError, ValueError)
+
+
+# -- command line ----------------------------------------------------------------------------------
+def test_train_rm_command(tmp_path, rng, capsys) -> None:
+    import argparse
+
+    from reward_models.train import add_train_command
+    from tfgym.preferences import Preference, PreferenceStore
+
+    parser = argparse.ArgumentParser(prog="tfgym")
+    add_train_command(parser.add_subparsers(dest="command"))
+    db = tmp_path / "prefs.sqlite"
+    store = PreferenceStore(db)
+    actions = rng.uniform(-1, 1, (40, 2, 8)).round(3)
+    store.add_many(
+        Preference("phantom-00", a, b, mu=float(rng.choice([0, 0.5, 1])), labeler="t")
+        for a, b in actions
+    )
+    store.close()
+    out = tmp_path / "rm.pt"
+    argv = ["train-rm", "--db", str(db), "--out", str(out), "--variant", "tiny-mask"]
+    argv += ["--bins", "16", "--working-size", "32", "--epochs", "2", "--no-progress"]
+    args = parser.parse_args([*argv, "--logdir", str(tmp_path / "tb")])
+    assert args.func(args) == 0
+    assert "trained 1 x tiny-mask on 36 pairs (4 held out)" in capsys.readouterr().out
+    assert load_checkpoint(out, expect={"histogram_bins": 16}).config.variant == "mask"
+    args = parser.parse_args(["train-rm", "--db", str(tmp_path / "nope.sqlite"), "--out", "x"])
+    with pytest.raises(FileNotFoundError, match="preference store not found"):
+        args.func(args)
