@@ -77,30 +77,39 @@ def _banded(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @numba.njit(cache=True, fastmath=True)
-def _resample_planes(planes, ry_idx, ry_w, rx_idx, rx_w):  # pragma: no cover - jit
-    """Separable banded resampling ``(b, rows, cols, 4) -> (b, H, W, 4)`` (no BLAS threads)."""
-    n_tf, _, cols, ch = planes.shape
+def _resample_one(plane, ry_idx, ry_w, rx_idx, rx_w, out):  # pragma: no cover - jit
+    """Separable banded resampling of one plane ``(rows, cols, 4)`` into ``out`` ``(H, W, 4)``."""
+    cols, ch = plane.shape[1], plane.shape[2]
     height, width = ry_idx.shape[0], rx_idx.shape[0]
-    out = np.zeros((n_tf, height, width, ch), dtype=np.float32)
     tmp = np.zeros((height, cols, ch), dtype=np.float32)
-    for t in range(n_tf):
-        tmp[:] = 0.0
-        for h in range(height):
-            for j in range(ry_idx.shape[1]):
-                w = ry_w[h, j]
+    for h in range(height):
+        for j in range(ry_idx.shape[1]):
+            w = ry_w[h, j]
+            if w != 0.0:
+                src = plane[ry_idx[h, j]]
+                for c in range(cols):
+                    for k in range(ch):
+                        tmp[h, c, k] += w * src[c, k]
+    for h in range(height):
+        for x in range(width):
+            for j in range(rx_idx.shape[1]):
+                w = rx_w[x, j]
                 if w != 0.0:
-                    src = planes[t, ry_idx[h, j]]
-                    for c in range(cols):
-                        for k in range(ch):
-                            tmp[h, c, k] += w * src[c, k]
-        for h in range(height):
-            for x in range(width):
-                for j in range(rx_idx.shape[1]):
-                    w = rx_w[x, j]
-                    if w != 0.0:
-                        for k in range(ch):
-                            out[t, h, x, k] += w * tmp[h, rx_idx[x, j], k]
+                    for k in range(ch):
+                        out[h, x, k] += w * tmp[h, rx_idx[x, j], k]
+
+
+def _resample_planes(planes, ry_idx, ry_w, rx_idx, rx_w):  # pragma: no cover - jit
+    """``(b, rows, cols, 4) -> (b, H, W, 4)``, TFs in parallel in the parallel build."""
+    n_tf = planes.shape[0]
+    out = np.zeros((n_tf, ry_idx.shape[0], rx_idx.shape[0], planes.shape[3]), dtype=np.float32)
+    for t in numba.prange(n_tf):
+        _resample_one(planes[t], ry_idx, ry_w, rx_idx, rx_w, out[t])
     return out
+
+
+_resample_serial = numba.njit(cache=True, fastmath=True)(_resample_planes)
+_resample_parallel = numba.njit(cache=True, fastmath=True, parallel=True)(_resample_planes)
 
 
 EARLY_STOP = 1e-4  # rays stop once their transmittance falls below this
@@ -145,31 +154,30 @@ def _composite_serial(ray_bins, ray_shade, ray_classes, lut, n_classes):  # prag
 
 
 @numba.njit(parallel=True, cache=True, fastmath=True)
-def _composite_blocks(
-    ray_bins, ray_shade, ray_classes, lut, n_classes, n_blocks
-):  # pragma: no cover
-    """Blocks of rays in parallel, TF after TF, one row of class sums per block.
+def _composite_jobs(ray_bins, ray_shade, ray_classes, lut, n_classes, n_blocks):  # pragma: no cover
+    """(TF, block of rays) jobs in one parallel region, one row of class sums per job.
 
-    On 16 cores this beat running whole TFs in parallel by about 4x. The ``+=`` on class
-    sums stays out of the prange body (inside `_march_rays`): there numba would build a
-    whole-array reduction with per-thread copies, ten times slower.
+    One region per call (not one per TF): a barrier per TF was slow on busy cores. The
+    ``+=`` on class sums stays out of the prange body (inside `_march_rays`) and rows are
+    indexed by the prange variable itself; otherwise numba builds a whole-array reduction
+    with per-thread copies, which ran ten times slower on 16 cores.
     """
     n_tf, n_rays = lut.shape[0], ray_bins.shape[0]
     planes = np.zeros((n_tf, n_rays, 4), dtype=np.float32)
-    contrib = np.zeros((n_tf, n_blocks, n_classes), dtype=np.float64)
+    contrib = np.zeros((n_tf * n_blocks, n_classes), dtype=np.float64)
     size = (n_rays + n_blocks - 1) // n_blocks
-    for t in range(n_tf):
-        for c in numba.prange(n_blocks):
-            lo, hi = c * size, min(n_rays, (c + 1) * size)
-            _march_rays(
-                ray_bins[lo:hi],
-                ray_shade[lo:hi],
-                ray_classes[lo:hi],
-                lut[t],
-                contrib[t, c],
-                planes[t, lo:hi],
-            )
-    return planes, contrib.sum(axis=1)
+    for job in numba.prange(n_tf * n_blocks):
+        t, c = job // n_blocks, job % n_blocks
+        lo, hi = c * size, min(n_rays, (c + 1) * size)
+        _march_rays(
+            ray_bins[lo:hi],
+            ray_shade[lo:hi],
+            ray_classes[lo:hi],
+            lut[t],
+            contrib[job],
+            planes[t, lo:hi],
+        )
+    return planes, contrib.reshape(n_tf, n_blocks, n_classes).sum(axis=1)
 
 
 PARALLEL_MIN_VOXELS = 1 << 20  # voxels x TFs from which the work is spread over cores
@@ -374,10 +382,12 @@ class Renderer:
         threads = numba.get_num_threads()
         if lut.shape[0] * self._ray_bins.size < PARALLEL_MIN_VOXELS or threads == 1:
             planes, contrib = _composite_serial(*args)  # the env step: no thread start-up
-        else:
-            planes, contrib = _composite_blocks(*args, 4 * threads)
+        else:  # whole TFs per job when there are enough, else blocks of rays too
+            n_blocks = max(1, -(-4 * threads // lut.shape[0]))
+            planes, contrib = _composite_jobs(*args, n_blocks)
         planes = planes.reshape(-1, self.rows, self.cols, 4)
-        img = _resample_planes(planes, *self._ry_band, *self._rx_band)  # (b, H, W, 4)
+        resample = _resample_parallel if len(planes) >= 4 else _resample_serial
+        img = resample(planes, *self._ry_band, *self._rx_band)  # (b, H, W, 4)
         rgb = np.clip(img[..., :3] * 255.0 + 0.5, 0, 255).astype(np.uint8)
         alpha = np.clip(img[..., 3], 0.0, 1.0)
         return RenderBatch(
