@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -42,10 +43,46 @@ def readme_python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
 
 
+# Extra flags that shrink the README's reward-model pipeline to a smoke run.
+TINY = {
+    "collect": ["--pairs", "200", "--image-size", "32", "--no-progress"],
+    "train-rm": ["--epochs", "2", "--variant", "tiny-mask", "--no-progress"],
+    "eval-rm": ["--n-random", "256"],
+}
+
+
+def readme_pipeline_commands() -> list[list[str]]:
+    text = (EXAMPLES.parent / "README.md").read_text()
+    section = text.split("## Reward models from preferences", 1)[1]
+    block = re.findall(r"```bash\n(.*?)```", section, flags=re.DOTALL)[0]
+    return [shlex.split(line)[1:] for line in block.splitlines() if line.startswith("tfgym ")]
+
+
+def run_readme_pipeline() -> None:
+    from tfgym.cli import main
+
+    commands = readme_pipeline_commands()
+    assert [c[0] for c in commands] == ["collect", "train-rm", "eval-rm"]
+    for argv in commands:
+        argv = (
+            [a for a in argv if a not in ("--variant", "mask")] if argv[0] == "train-rm" else argv
+        )
+        assert main([*argv, *TINY[argv[0]]]) == 0, argv
+
+
+def test_readme_reward_model_pipeline(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run_readme_pipeline()
+    assert (tmp_path / "runs" / "rm.pt").is_file()
+    assert (tmp_path / "runs" / "eval" / "metrics.json").is_file()
+    assert list((tmp_path / "runs" / "eval").glob("*.png"))
+
+
 def test_readme_python_code_runs(tmp_path, monkeypatch, capsys):
     blocks = readme_python_blocks()
-    assert len(blocks) >= 2
+    assert len(blocks) >= 3
     monkeypatch.chdir(tmp_path)
+    run_readme_pipeline()  # the reward-model block loads runs/rm.pt
     namespace: dict[str, object] = {}
     exec(compile("\n".join(blocks), "README.md", "exec"), namespace)
     out = capsys.readouterr().out
