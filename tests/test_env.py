@@ -264,3 +264,20 @@ def skin_score_of(action: np.ndarray) -> float:
     e = TransferFunctionEnv(scenes="phantom-00", target="skin")
     e.reset(seed=0)
     return e.step(action)[1]
+
+
+def test_step_leaves_numba_thread_pool_unstarted():
+    """An env step runs serial kernels only: a started thread pool spins and slowed
+    2-process vector envs 4x on 2 cores (see benchmarks/bench_env.py)."""
+    code = (
+        "import numba\n"
+        "from tfgym.env import TransferFunctionEnv\n"
+        "e = TransferFunctionEnv(scenes='phantom-00'); e.reset(seed=0)\n"
+        "e.step(e.action_space.sample())\n"
+        "try:\n"
+        "    print(numba.threading_layer())\n"
+        "except ValueError:\n"
+        "    print('unstarted')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "unstarted"

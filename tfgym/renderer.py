@@ -99,17 +99,24 @@ def _resample_one(plane, ry_idx, ry_w, rx_idx, rx_w, out):  # pragma: no cover -
                         out[h, x, k] += w * tmp[h, rx_idx[x, j], k]
 
 
-def _resample_planes(planes, ry_idx, ry_w, rx_idx, rx_w):  # pragma: no cover - jit
-    """``(b, rows, cols, 4) -> (b, H, W, 4)``, TFs in parallel in the parallel build."""
+@numba.njit(cache=True, fastmath=True)
+def _resample_serial(planes, ry_idx, ry_w, rx_idx, rx_w):  # pragma: no cover - jit
+    """``(b, rows, cols, 4) -> (b, H, W, 4)`` on one core (no prange: no thread pool)."""
+    n_tf = planes.shape[0]
+    out = np.zeros((n_tf, ry_idx.shape[0], rx_idx.shape[0], planes.shape[3]), dtype=np.float32)
+    for t in range(n_tf):
+        _resample_one(planes[t], ry_idx, ry_w, rx_idx, rx_w, out[t])
+    return out
+
+
+@numba.njit(cache=True, fastmath=True, parallel=True)
+def _resample_parallel(planes, ry_idx, ry_w, rx_idx, rx_w):  # pragma: no cover - jit
+    """``(b, rows, cols, 4) -> (b, H, W, 4)``, TFs in parallel."""
     n_tf = planes.shape[0]
     out = np.zeros((n_tf, ry_idx.shape[0], rx_idx.shape[0], planes.shape[3]), dtype=np.float32)
     for t in numba.prange(n_tf):
         _resample_one(planes[t], ry_idx, ry_w, rx_idx, rx_w, out[t])
     return out
-
-
-_resample_serial = numba.njit(cache=True, fastmath=True)(_resample_planes)
-_resample_parallel = numba.njit(cache=True, fastmath=True, parallel=True)(_resample_planes)
 
 
 EARLY_STOP = 1e-4  # rays stop once their transmittance falls below this
@@ -379,11 +386,12 @@ class Renderer:
         lut = self._check_luts(luts)
         lut = np.ascontiguousarray(lut.reshape(lut.shape[0], -1, 4))
         args = (self._ray_bins, self._ray_shade, self._ray_classes, lut, N_CLASSES)
-        threads = numba.get_num_threads()
-        if lut.shape[0] * self._ray_bins.size < PARALLEL_MIN_VOXELS or threads == 1:
-            planes, contrib = _composite_serial(*args)  # the env step: no thread start-up
+        # Small jobs (the env step) never touch numba's thread pool: even asking for its
+        # size starts it, and its spinning threads cost vector envs 4x on 2 cores.
+        if lut.shape[0] * self._ray_bins.size < PARALLEL_MIN_VOXELS:
+            planes, contrib = _composite_serial(*args)
         else:  # whole TFs per job when there are enough, else blocks of rays too
-            n_blocks = max(1, -(-4 * threads // lut.shape[0]))
+            n_blocks = max(1, -(-4 * numba.get_num_threads() // lut.shape[0]))
             planes, contrib = _composite_jobs(*args, n_blocks)
         planes = planes.reshape(-1, self.rows, self.cols, 4)
         resample = _resample_parallel if len(planes) >= 4 else _resample_serial

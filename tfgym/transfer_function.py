@@ -109,39 +109,49 @@ def action_to_vertices(action: np.ndarray, n_vertices: int | None = None) -> np.
     return np.clip(a, -1.0, 1.0).reshape(-1, 2)
 
 
-def _coverage(verts, n_rows, n_cols, subrows, out):  # pragma: no cover - jit
-    """Even-odd scanline coverage of polygons ``(b, n, 2)`` into ``out`` ``(b, rows, cols)``."""
-    n_poly, n_vert = verts.shape[0], verts.shape[1]
-    for p in numba.prange(n_poly):
-        xs = np.empty(n_vert + 1)  # per polygon: a shared buffer would race between threads
-        for k in range(n_rows * subrows):
-            y = (k + 0.5) / subrows
-            count = 0
-            for e in range(n_vert):
-                ax, ay = verts[p, e, 0], verts[p, e, 1]
-                bx, by = verts[p, (e + 1) % n_vert, 0], verts[p, (e + 1) % n_vert, 1]
-                if (ay <= y) != (by <= y):  # half-open rule: each vertex counted once
-                    x = ax + (y - ay) * (bx - ax) / (by - ay)
-                    j = count  # insertion sort: crossings stay ordered
-                    while j > 0 and xs[j - 1] > x:
-                        xs[j] = xs[j - 1]
-                        j -= 1
-                    xs[j] = x
-                    count += 1
-            row = k // subrows
-            for s in range(0, count - 1, 2):  # spans between crossing pairs
-                left = min(max(xs[s], 0.0), n_cols)
-                right = min(max(xs[s + 1], 0.0), n_cols)
-                col = int(left)
-                while col < n_cols and col < right:
-                    overlap = min(right, col + 1.0) - max(left, float(col))
-                    if overlap > 0.0:
-                        out[p, row, col] += overlap / subrows
-                    col += 1
+@numba.njit(cache=True)
+def _coverage_one(verts, n_rows, n_cols, subrows, out):  # pragma: no cover - jit
+    """Even-odd scanline coverage of one polygon ``(n, 2)`` into ``out`` ``(rows, cols)``."""
+    n_vert = verts.shape[0]
+    xs = np.empty(n_vert + 1)
+    for k in range(n_rows * subrows):
+        y = (k + 0.5) / subrows
+        count = 0
+        for e in range(n_vert):
+            ax, ay = verts[e, 0], verts[e, 1]
+            bx, by = verts[(e + 1) % n_vert, 0], verts[(e + 1) % n_vert, 1]
+            if (ay <= y) != (by <= y):  # half-open rule: each vertex counted once
+                x = ax + (y - ay) * (bx - ax) / (by - ay)
+                j = count  # insertion sort: crossings stay ordered
+                while j > 0 and xs[j - 1] > x:
+                    xs[j] = xs[j - 1]
+                    j -= 1
+                xs[j] = x
+                count += 1
+        row = k // subrows
+        for s in range(0, count - 1, 2):  # spans between crossing pairs
+            left = min(max(xs[s], 0.0), n_cols)
+            right = min(max(xs[s + 1], 0.0), n_cols)
+            col = int(left)
+            while col < n_cols and col < right:
+                overlap = min(right, col + 1.0) - max(left, float(col))
+                if overlap > 0.0:
+                    out[row, col] += overlap / subrows
+                col += 1
 
 
-_coverage_serial = numba.njit(cache=True)(_coverage)
-_coverage_parallel = numba.njit(cache=True, parallel=True)(_coverage)
+# Separate serial and parallel drivers: a prange loop, even in a serial build, starts numba's
+# thread pool, whose spinning threads slowed 2-process vector envs 4x on 2 cores.
+@numba.njit(cache=True)
+def _coverage_serial(verts, n_rows, n_cols, subrows, out):  # pragma: no cover - jit
+    for p in range(verts.shape[0]):
+        _coverage_one(verts[p], n_rows, n_cols, subrows, out[p])
+
+
+@numba.njit(cache=True, parallel=True)
+def _coverage_parallel(verts, n_rows, n_cols, subrows, out):  # pragma: no cover - jit
+    for p in numba.prange(verts.shape[0]):
+        _coverage_one(verts[p], n_rows, n_cols, subrows, out[p])
 
 
 def polygon_coverage_batch(
