@@ -250,7 +250,8 @@ class RewardModel(nn.Module):
         glob = self.jh_branch(image)
         if self.config.variant != "mask":
             return glob, None
-        coords = self.coords.expand(len(image), -1, -1, -1)
+        coords: torch.Tensor = self.coords  # type: ignore[assignment]  # a registered buffer
+        coords = coords.expand(len(image), -1, -1, -1)
         bin_feat = self.bin_branch(torch.cat([image, coords], dim=1))
         return glob, bin_feat.flatten(2)
 

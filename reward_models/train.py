@@ -151,8 +151,8 @@ class _Pairs:
             distinct, inverse = np.unique(both, axis=0, return_inverse=True)
             if distinct.nbytes // distinct.shape[1] * data.histogram_bins**2 <= MASK_CACHE_BYTES:
                 self.masks = torch.as_tensor(model.masks(distinct), device=device)
-                inverse = torch.as_tensor(inverse.reshape(-1), device=device)
-                self.mask_a, self.mask_b = inverse[: len(data)], inverse[len(data) :]
+                index = torch.as_tensor(inverse.reshape(-1), device=device)
+                self.mask_a, self.mask_b = index[: len(data)], index[len(data) :]
 
     def rewards(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Rewards of both actions of the pairs ``idx`` in one forward pass."""

@@ -257,7 +257,8 @@ def _score(env: Any, scene: str, actions: np.ndarray, progress: bool) -> tuple[n
 
     base = env.unwrapped
     ranges = base.renderer_for(scene).scene.ranges
-    scores, tfs = [], []
+    scores: list[np.ndarray] = []
+    tfs: list[dict[str, Any]] = []
     chunks = range(0, len(actions), 64)
     for start in tqdm(chunks, desc=f"scoring {scene}", disable=not progress, leave=False):
         _, _, info = base.evaluate(actions[start : start + 64], scene=scene)
