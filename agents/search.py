@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,7 +84,7 @@ class SearchResult:
         return np.array([s.mean_reward for s in self.history], dtype=np.float64)
 
 
-class _Search:
+class _Search(ABC):
     """Shared loop: propose a population, score it in one call, keep the best."""
 
     def __init__(self, rng: np.random.Generator, *, population_size: int, progress: bool) -> None:
@@ -95,13 +96,14 @@ class _Search:
         self.population_size = int(population_size)
         self.progress = bool(progress)
 
-    def _start(self, dim: int) -> None:
+    def _start(self, dim: int) -> None:  # noqa: B027 - optional hook
         """Reset the search state for an action of ``dim`` numbers."""
 
+    @abstractmethod
     def _propose(self, n: int, dim: int) -> np.ndarray:
-        raise NotImplementedError
+        """``n`` actions of ``dim`` numbers to score next."""
 
-    def _update(self, actions: np.ndarray, rewards: np.ndarray) -> None:
+    def _update(self, actions: np.ndarray, rewards: np.ndarray) -> None:  # noqa: B027
         """Learn from a scored population (nothing to learn by default)."""
 
     def run(self, env: Any, scene: str | None, budget: int) -> SearchResult:
@@ -239,7 +241,7 @@ class CrossEntropySearch(_Search):
         self.mean = np.zeros(0)
         self.std = np.zeros(0)
 
-    def _start(self, dim: int) -> None:
+    def _start(self, dim: int) -> None:  # noqa: B027 - optional hook
         if self.init_mean is not None and self.init_mean.shape != (dim,):
             raise ValueError(f"init_mean must have shape ({dim},), got {self.init_mean.shape}")
         self.mean = np.zeros(dim) if self.init_mean is None else self.init_mean.copy()
@@ -248,7 +250,7 @@ class CrossEntropySearch(_Search):
     def _propose(self, n: int, dim: int) -> np.ndarray:
         return self.mean + self.std * self.rng.standard_normal((n, dim))
 
-    def _update(self, actions: np.ndarray, rewards: np.ndarray) -> None:
+    def _update(self, actions: np.ndarray, rewards: np.ndarray) -> None:  # noqa: B027
         n_elite = max(1, round(self.elite_frac * len(rewards)))
         elite = actions[np.argsort(-rewards, kind="stable")[:n_elite]].astype(np.float64)
         a = self.smoothing
