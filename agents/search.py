@@ -241,7 +241,7 @@ class CrossEntropySearch(_Search):
         self.mean = np.zeros(0)
         self.std = np.zeros(0)
 
-    def _start(self, dim: int) -> None:  # noqa: B027 - optional hook
+    def _start(self, dim: int) -> None:
         if self.init_mean is not None and self.init_mean.shape != (dim,):
             raise ValueError(f"init_mean must have shape ({dim},), got {self.init_mean.shape}")
         self.mean = np.zeros(dim) if self.init_mean is None else self.init_mean.copy()
@@ -250,7 +250,7 @@ class CrossEntropySearch(_Search):
     def _propose(self, n: int, dim: int) -> np.ndarray:
         return self.mean + self.std * self.rng.standard_normal((n, dim))
 
-    def _update(self, actions: np.ndarray, rewards: np.ndarray) -> None:  # noqa: B027
+    def _update(self, actions: np.ndarray, rewards: np.ndarray) -> None:
         n_elite = max(1, round(self.elite_frac * len(rewards)))
         elite = actions[np.argsort(-rewards, kind="stable")[:n_elite]].astype(np.float64)
         a = self.smoothing
