@@ -22,6 +22,7 @@ exits with status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import sys
 from collections.abc import Sequence
@@ -236,10 +237,8 @@ def _demo_scene(
     result = search.run(env, scene_name, budget)
     scene = env.unwrapped.renderer_for(scene_name).scene
     named = {"CEM best": result.best_action, "random": rng.uniform(-1, 1, result.best_action.size)}
-    try:
+    with contextlib.suppress(ValueError):  # no reference panel when the target tissue is absent
         named["reference (hand-made)"] = reference_action(scene)
-    except ValueError:  # the target tissue is absent from this scan
-        pass
     rewards, batch, _ = env.unwrapped.evaluate(np.stack(list(named.values())), scene=scene_name)
     folder = out / _safe_name(scene_name)
     folder.mkdir(parents=True, exist_ok=True)
