@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import locale
 import re
 from pathlib import Path
 
@@ -10,16 +11,13 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from tfgym.volume import (
+from tfgym.volume import Tissue, Volume, VolumeError, resample_volume
+from tfgym.volume_io import (
     SUPPORTED_SUFFIXES,
     DicomSeries,
-    Tissue,
-    Volume,
-    VolumeError,
     bundled_scan_path,
     list_dicom_series,
     load_volume,
-    resample_volume,
 )
 
 SPACING_XYZ = (0.5, 0.7, 1.3)  # SimpleITK order
@@ -58,7 +56,26 @@ def write_dicom_series(
     description: str = "synthetic head",
     prefix: str = "slice",
 ) -> None:
-    """Write ``array`` as a CT series, one file per slice with the tags a reader needs."""
+    """Write ``array`` as a CT series, one file per slice with the tags a reader needs.
+
+    ITK's DICOM writer (GDCM) switches the process to the C locale; the caller's locale is
+    restored, or later subprocess output in the same pytest process decodes as ASCII.
+    """
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        _write_dicom_series(directory, array, spacing, series_uid, description, prefix)
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
+
+
+def _write_dicom_series(
+    directory: Path,
+    array: np.ndarray,
+    spacing: tuple[float, float, float],
+    series_uid: str,
+    description: str,
+    prefix: str,
+) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     image = _image(array, spacing)
     writer = sitk.ImageFileWriter()

@@ -10,8 +10,8 @@ Array conventions used everywhere in tfgym:
   left, y towards posterior (the face is at low y), z towards superior (the top of the head
   is at high z).
 
-Loading scans (`load_volume`, DICOM series, the bundled scans) lives in :mod:`tfgym.volume_io`;
-its public names are re-exported here.
+Loading scans (`load_volume`, DICOM series, the bundled scans) lives in :mod:`tfgym.volume_io`,
+which builds on this module; this module holds only the types and pure array code.
 """
 
 from __future__ import annotations
@@ -22,15 +22,9 @@ from enum import IntEnum
 import numpy as np
 
 __all__ = [
-    "BUNDLED_SCANS",
-    "SUPPORTED_SUFFIXES",
-    "DicomSeries",
     "Tissue",
     "Volume",
     "VolumeError",
-    "bundled_scan_path",
-    "list_dicom_series",
-    "load_volume",
     "resample_volume",
 ]
 
@@ -144,7 +138,8 @@ def resample_volume(volume: Volume, max_size: int) -> Volume:
         ValueError: if ``max_size`` is not an int >= 8.
 
     Example:
-        >>> small = resample_volume(load_volume(bundled_scan_path()), 32)
+        >>> head = Volume(np.zeros((93, 64, 64), np.float32), (1.5, 3.2, 3.2), name="headsq")
+        >>> small = resample_volume(head, 32)
         >>> small.shape, small.spacing
         ((22, 32, 32), (6.4, 6.4, 6.4))
     """
@@ -176,14 +171,3 @@ def resample_volume(volume: Volume, max_size: int) -> Volume:
         name=volume.name,
         labels=None if labels is None else np.ascontiguousarray(labels),
     )
-
-
-# Loading lives in tfgym.volume_io, which builds on Volume and VolumeError; re-exported here.
-from tfgym.volume_io import (  # noqa: E402
-    BUNDLED_SCANS,
-    SUPPORTED_SUFFIXES,
-    DicomSeries,
-    bundled_scan_path,
-    list_dicom_series,
-    load_volume,
-)

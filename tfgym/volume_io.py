@@ -3,7 +3,7 @@
 Every loader returns a :class:`tfgym.volume.Volume` in tfgym's conventions (float32
 ``(nz, ny, nx)`` data, spacing in ``(z, y, x)`` order, index axes reoriented to DICOM LPS) and
 reports every problem as a :class:`tfgym.volume.VolumeError` that names the file. SimpleITK
-is imported on first use. The names in ``__all__`` are re-exported by :mod:`tfgym.volume`.
+is imported on first use.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from tfgym.volume import Volume, VolumeError
 
 if TYPE_CHECKING:  # SimpleITK is imported lazily: `import tfgym` stays cheap.
     import SimpleITK as sitk
@@ -377,8 +379,3 @@ def bundled_scan_path(name: str = "headsq") -> Path:
     if not path.is_file():
         raise VolumeError(f"{path}: bundled scan {name!r} is missing; reinstall tfgym")
     return path
-
-
-# Imported last, as only the functions above use them (when called): tfgym.volume re-exports
-# this module at its own end, so either module can be imported first without a cycle error.
-from tfgym.volume import Volume, VolumeError  # noqa: E402

@@ -1,55 +1,18 @@
-"""Procedural CBCT head phantoms: deterministic from a seed, with ground-truth tissue labels.
+"""What a phantom is: its field of view, names and seeds, and the parameters a seed draws.
 
-A phantom is an adult head in a cone-beam CT field of view, built from signed distance
-functions (ellipsoids, capsules, cones, swept cross-sections along the dental arches) that
-are evaluated, vectorised, on the voxel grid. Everything is decided by ``seed`` through
-:func:`phantom_spec` -- the single source of truth that :func:`make_phantom` renders -- so the
-same seed and size give identical arrays on any run.
-
-Geometry:
-    The field of view is 256 x 256 x 208 mm in ``(z, y, x)``; the voxels are isotropic with
-    spacing ``256 / size`` mm, so the array has shape ``(size, size, round(size * 13 / 16))``
-    (the head is narrower from ear to ear than from nose to occiput or from vertex to neck).
-    The head (vertex to chin 205-230 mm) sits upright with its top just below the top of the
-    field of view and the neck leaving through the bottom; axes follow DICOM LPS (x to the
-    patient's left, y posterior -- the face is at low y -- and z superior).
-
-Anatomy (``Volume.labels``, noise-free, before any artefact):
-    * AIR: outside, nasal cavity and nostrils, paranasal sinuses (maxillary, frontal,
-      sphenoid, ethmoid cells), pharyngeal airway, ear canals, the gap of a slightly open mouth.
-    * SOFT_TISSUE: skin, subcutaneous fat, muscle, tongue, brain (grey and white matter,
-      ventricles, cerebellum, brainstem, spinal cord), eyes and orbital fat.
-    * BONE: cranium (a shell of two cortical tables and diploe over a thicker skull base with
-      foramen magnum, petrous ridges and mastoids), facial skeleton (maxilla, zygomas and
-      arches, orbits, nasal bones and septum, hard palate), mandible (a U-shaped body with
-      rami up to the skull base), the cervical spine down to the bottom of the field of view
-      and the hyoid.
-    * TEETH: up to 32 individual teeth (crown of enamel over dentin, one to three roots) in the
-      maxillary and mandibular alveolar bone; which teeth are present varies with the seed.
-    * METAL: amalgam fillings or metal crowns on some premolars and molars, in the phantoms
-      whose seed is 2 modulo 3 (a third; 2, 5, 8, 11 of the train set and 14 of the held-out
-      set), unless ``metal`` forces them on or off.
-
-Grey values:
-    HU-like values (air -1000, fat -100, brain ~30, soft tissue ~45, bone 700-1200, teeth
-    1900-2600, amalgam 16000 -- metal attenuates far more than the 3071 HU where a clinical
-    scale ends, and it must stay the brightest after partial volume at coarse sizes) are
-    blurred (partial volume, Gaussian of 0.7-1.2 voxels), cupped toward the centre of the
-    field of view, crossed by bright and dark streaks in the axial slices through metal, made
-    noisy, and finally mapped to uncalibrated scanner units ``gain * hu + offset`` (optionally
-    clipped to an unsigned 12-, 14- or 16-bit range), so the joint histogram moves from scan
-    to scan as it does between real scanners.
+:func:`phantom_spec` draws every scanner and anatomy parameter of a phantom from its seed
+(``np.random.default_rng(seed)``) into a :class:`PhantomSpec` with its :class:`Anatomy`:
+the single source of truth that :func:`tfgym.phantoms.make_phantom` renders.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from tfgym._phantom_anatomy import _HU_AIR, _Head
-from tfgym.volume import Tissue, Volume
+from tfgym.phantoms.hu import HU_AIR
+from tfgym.volume import Tissue
 
 __all__ = [
     "FOV_MM",
@@ -58,7 +21,6 @@ __all__ = [
     "TRAIN_PHANTOMS",
     "Anatomy",
     "PhantomSpec",
-    "make_phantom",
     "phantom_name",
     "phantom_shape",
     "phantom_spec",
@@ -229,7 +191,7 @@ class PhantomSpec:
         lo, hi = (float(np.interp(at, np.log2(_RANGE_SIZES), table[:, k])) for k in (0, 1))
         if tissue == Tissue.BONE:
             lo, hi = lo * self.bone_density, hi * self.bone_density
-        lo = (lo - _HU_AIR) * (1.0 - self.cupping) + _HU_AIR - 3.0 * self.noise
+        lo = (lo - HU_AIR) * (1.0 - self.cupping) + HU_AIR - 3.0 * self.noise
         hi = hi + 3.0 * self.noise
         grey = self.to_grey(np.array([lo, hi]))
         return float(grey[0]), float(grey[1])
@@ -321,135 +283,3 @@ def _draw_anatomy(rng: np.random.Generator) -> Anatomy:
         fillings=tuple(fillings),
         tooth_jitter=tuple(float(v) for v in jitter.ravel()),
     )
-
-
-def make_phantom(seed: int, *, size: int = 64, metal: bool | None = None) -> Volume:
-    """Generate the CBCT head phantom of ``seed``.
-
-    Args:
-        seed: non-negative integer; the phantom is fully determined by ``seed`` and ``size``.
-        size: voxels along the longest side (z and y); x has ``round(size * 13 / 16)`` voxels.
-            The spacing is isotropic, ``256 / size`` mm.
-        metal: None to let the seed decide, True/False to force metal restorations on/off.
-
-    Returns:
-        A :class:`tfgym.volume.Volume` named ``"phantom-SS"`` whose ``data`` holds the scan's
-        uncalibrated grey values and whose ``labels`` hold the noise-free anatomy.
-
-    Raises:
-        ValueError: ``seed`` is negative or ``size`` is smaller than 16.
-
-    Example:
-        >>> vol = make_phantom(5, size=32)
-        >>> vol.name, vol.shape, vol.spacing
-        ('phantom-05', (32, 32, 26), (8.0, 8.0, 8.0))
-    """
-    spec = phantom_spec(seed, metal=metal)
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 16:
-        raise ValueError(f"phantom size must be an integer >= 16, got {size!r}")
-    size = int(size)
-    head = _Head(spec, phantom_shape(size), FOV_MM)
-    head.build()
-    texture = np.random.default_rng([spec.seed, 1])
-    noise = np.random.default_rng([spec.seed, 2, size])
-    data = _scan(spec, head, texture, noise)
-    return Volume(data, (head.h,) * 3, spec.name, head.lab)
-
-
-# ------------------------------------------------------------------------- scanner model
-
-
-def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
-    """Separable Gaussian blur (sigma in voxels) with edge replication, float32."""
-    r = max(1, math.ceil(3.0 * sigma))
-    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
-    k /= k.sum()
-    for axis in range(3):
-        pad = [(0, 0)] * 3
-        pad[axis] = (r, r)
-        p = np.pad(a, pad, mode="edge")
-        n = a.shape[axis]
-
-        def tap(j: int, p: np.ndarray = p, axis: int = axis, n: int = n) -> np.ndarray:
-            index = [slice(None)] * 3
-            index[axis] = slice(j, j + n)
-            return p[tuple(index)]
-
-        out = tap(r) * np.float32(k[r])
-        for j in range(r):  # symmetric kernel: one multiply per pair of taps
-            out += (tap(j) + tap(2 * r - j)) * np.float32(k[j])
-        a = out
-    return a
-
-
-def _scan(
-    spec: PhantomSpec, head: _Head, texture: np.random.Generator, noise: np.random.Generator
-) -> np.ndarray:
-    """Turn the painted HU volume into the scanner's grey values (artefacts, gain, offset)."""
-    hu = head.hu
-    # Smooth soft-tissue variation (muscle vs connective tissue, brain inhomogeneity).
-    wave = np.zeros(1, np.float32)
-    for k, axis in enumerate(head.axes[::-1]):  # z, y, x
-        f = texture.uniform(0.02, 0.08, 3)
-        ph = texture.uniform(0, 2 * np.pi, 3)
-        w = np.zeros_like(axis)
-        for fi, pi in zip(f, ph, strict=True):
-            w += 6.0 * np.cos(fi * axis + pi)
-        shape = [1, 1, 1]
-        shape[k] = -1
-        wave = wave + w.astype(np.float32).reshape(shape)
-    hu = hu + wave * (head.lab == Tissue.SOFT_TISSUE)
-    hu = _blur(hu, spec.blur)
-    # Cupping: attenuation drops smoothly toward the axial centre of the field of view.
-    x, y = head.axes[0], head.axes[1]
-    r2 = (x[None, :] ** 2 + y[:, None] ** 2) / (0.25 * (FOV_MM[1] ** 2 + FOV_MM[2] ** 2))
-    factor = (1.0 - spec.cupping * np.clip(1.0 - r2, 0.0, 1.0)).astype(np.float32)
-    hu = (hu - _HU_AIR) * factor + _HU_AIR
-    if spec.has_metal and head.metal:
-        _add_streaks(hu, head, texture)
-    # Slightly correlated noise (as reconstructed CBCT noise is), scaled to spec.noise HU.
-    n = _blur(noise.standard_normal(hu.shape, dtype=np.float32), 0.6)
-    kern = np.exp(-0.5 * (np.arange(-2, 3) / 0.6) ** 2)
-    std = float(np.sqrt(np.sum((kern / kern.sum()) ** 2))) ** 3
-    hu += n * np.float32(spec.noise / std)
-    return spec.to_grey(hu)
-
-
-def _add_streaks(hu: np.ndarray, head: _Head, rng: np.random.Generator) -> None:
-    """Bright and dark streaks radiating from metal in the axial slices that contain it."""
-    x, y, z = (a.astype(np.float32) for a in head.axes)
-    h = head.h
-    width = max(1.0, 0.6 * h)
-    profiles, clear = [], np.ones((y.size, x.size), np.float32)
-    for (cx, cy, _), _ in head.metal:  # streaks start at the metal's edge, not inside it
-        r2 = (x[None, :] - cx) ** 2 + (y[:, None] - cy) ** 2
-        clear *= 1.0 - np.exp(-r2 / (2.0 * (2.5 + h) ** 2))
-    for (cx, cy, cz), half in head.metal:
-        prof = np.clip(1.0 - (np.abs(z - cz) - half) / (1.5 * h), 0.0, 1.0)
-        profiles.append(prof)
-        dx, dy = x[None, :] - cx, y[:, None] - cy
-        r = np.sqrt(dx * dx + dy * dy)
-        theta = np.arctan2(dy, dx)
-        fine = np.cos(rng.integers(16, 40) * theta + rng.uniform(0, 2 * np.pi))
-        field2d = 0.25 * fine * (0.5 + 0.5 * np.cos(3 * theta + rng.uniform(0, 2 * np.pi)))
-        for ang, amp in zip(rng.uniform(0, np.pi, 8), rng.uniform(-1.0, 0.7, 8), strict=True):
-            perp = np.abs(dx * math.sin(ang) - dy * math.cos(ang))
-            field2d = field2d + amp * np.exp(-0.5 * (perp / width) ** 2)
-        field2d *= clear * rng.uniform(600, 1100) * np.exp(-r / rng.uniform(30.0, 60.0))
-        idx = np.nonzero(prof)[0]
-        hu[idx] += prof[idx, None, None] * field2d.astype(np.float32)[None]
-    # Dark bands between pairs of metal objects in the same slices (photon starvation).
-    for i in range(len(head.metal)):
-        for j in range(i + 1, len(head.metal)):
-            prof = np.minimum(profiles[i], profiles[j])
-            idx = np.nonzero(prof)[0]
-            if idx.size == 0:
-                continue
-            (ax, ay, _), _ = head.metal[i]
-            (bx, by, _), _ = head.metal[j]
-            ex, ey = bx - ax, by - ay
-            px, py = x[None, :] - ax, y[:, None] - ay
-            t = np.clip((px * ex + py * ey) / max(ex * ex + ey * ey, 1e-6), 0.0, 1.0)
-            d2 = (px - t * ex) ** 2 + (py - t * ey) ** 2
-            band = -rng.uniform(500, 1000) * clear * np.exp(-0.5 * d2 / (2.0 * width) ** 2)
-            hu[idx] += prof[idx, None, None] * band.astype(np.float32)[None]
