@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -16,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tfgym.observation import ObservationSettings
 from tfgym.preferences import (
+    MU_VALUES,
     SCHEMA_VERSION,
     Preference,
     PreferenceStore,
@@ -25,6 +28,9 @@ from tfgym.preferences import (
 from tfgym.transfer_function import TransferFunction
 
 REPO = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data"
+V1_STORE = DATA / "preferences_v1.sqlite"  # written by tfgym's version-1 code, see README.md
+V1_JSONL = DATA / "preferences_v1.jsonl"  # the same records, exported by the same code
 
 
 def make_pref(i: int = 0, **kw) -> Preference:
@@ -149,7 +155,8 @@ def test_schema_version_and_foreign_files(tmp_path):
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
-    with pytest.raises(PreferenceStoreError, match=r"schema version 2, newer than .*\(1\)"):
+    newer = rf"schema version {SCHEMA_VERSION + 1}, newer than .*\({SCHEMA_VERSION}\)"
+    with pytest.raises(PreferenceStoreError, match=newer):
         PreferenceStore(path)
 
     other = tmp_path / "other.sqlite"
@@ -293,3 +300,197 @@ def test_killed_writer_leaves_whole_committed_batches(tmp_path, mid_transaction)
         assert set(counts.values()) == {batch}
         assert sorted(counts) == sorted(f"batch-{k}" for k in range(n // batch))
         store.add(make_pref())  # and it accepts new writes
+
+
+# -- observation settings in records ---------------------------------------------------------
+def make_obs(scene: str = "phantom-00", working_size: int = 32, **kw) -> ObservationSettings:
+    fields = {
+        "scene": scene,
+        "content_hash": "sha256:" + f"{working_size:02x}" * 32,
+        "working_size": working_size,
+        "histogram_bins": 64,
+        "intensity_min": -1000.0,
+        "intensity_max": 2500.0 + 1 / 3,
+        "gradient_max": 151.8647918701172,
+        "n_vertices": 4,
+    }
+    fields.update(kw)
+    return ObservationSettings(**fields)
+
+
+def test_schema_version_is_2():
+    assert SCHEMA_VERSION == 2 and MU_VALUES == (1.0, 0.5, 0.0)
+    d = make_pref(observation=make_obs()).to_dict()
+    assert d["version"] == 2 and d["observation"] == make_obs().to_dict()
+    assert make_pref().to_dict()["observation"] is None
+
+
+def test_preference_observation_validation():
+    with pytest.raises(ValueError, match="observation must be ObservationSettings or None"):
+        make_pref(observation=make_obs().to_dict())
+    with pytest.raises(ValueError, match=r"n_vertices=5 \(10 numbers per action\).* have 8"):
+        make_pref(observation=make_obs(n_vertices=5))
+    d = make_pref(observation=make_obs()).to_dict()
+    with pytest.raises(ValueError, match=r"malformed observation: .*working_size must be an int"):
+        Preference.from_dict({**d, "observation": {**d["observation"], "working_size": "32"}})
+    with pytest.raises(ValueError, match="version-1 preference record cannot carry"):
+        Preference.from_dict({**d, "version": 1})
+    assert Preference.from_dict({**d, "version": 1, "observation": None}).observation is None
+
+
+def test_store_and_jsonl_round_trip_with_observation(tmp_path):
+    prefs = [
+        make_pref(i, observation=None if i == 2 else make_obs(f"phantom-{i % 3:02d}", 32 + i))
+        for i in range(6)
+    ]
+    path = tmp_path / "p.sqlite"
+    with PreferenceStore(path) as store:
+        assert store.schema_version == 2
+        store.add_many(prefs)
+    with PreferenceStore(path) as store:
+        got = [replace(p, id=None) for p in store.records()]
+        assert got == prefs
+        assert got[0].observation == prefs[0].observation and got[2].observation is None
+        assert store.records(scene="phantom-01")[0].observation == make_obs("phantom-01", 33)
+        store.export_jsonl(tmp_path / "p.jsonl")
+    lines = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert {d["version"] for d in lines} == {2}
+    assert lines[1]["observation"] == make_obs("phantom-01", 33).to_dict()
+    assert lines[2]["observation"] is None
+    with PreferenceStore(":memory:") as dst:
+        assert dst.import_jsonl(tmp_path / "p.jsonl") == 6
+        assert [replace(p, id=None) for p in dst.records()] == prefs
+
+
+def test_malformed_stored_observation(tmp_path):
+    path = tmp_path / "p.sqlite"
+    with PreferenceStore(path) as store:
+        store.add(make_pref(observation=make_obs()))
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK"):  # not a JSON object
+            store._conn.execute("UPDATE preferences SET observation = '[1]'")
+        store._conn.execute("""UPDATE preferences SET observation = '{"scene": "x"}'""")
+        with pytest.raises(PreferenceStoreError, match="record 1 has malformed observation"):
+            store.records()
+
+
+# -- version-1 files -------------------------------------------------------------------------
+def _table_info(conn: sqlite3.Connection) -> list[tuple]:
+    return conn.execute("PRAGMA table_info(preferences)").fetchall()
+
+
+def _v1_copy(tmp_path: Path) -> Path:
+    path = tmp_path / "v1.sqlite"
+    shutil.copyfile(V1_STORE, path)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert "observation" not in [c[1] for c in _table_info(conn)]
+    conn.close()
+    return path
+
+
+def _comparable(d: dict) -> dict:
+    """A record dict without the fields that version 2 changed (version) or added."""
+    return {k: v for k, v in d.items() if k not in ("version", "observation")}
+
+
+def test_v1_store_upgrades_in_place(tmp_path):
+    path = _v1_copy(tmp_path)
+    written = [json.loads(line) for line in V1_JSONL.read_text().splitlines()]
+    with PreferenceStore(path) as store:
+        assert store.schema_version == 2
+        got = store.records()
+        assert [_comparable(p.to_dict()) for p in got] == [_comparable(d) for d in written]
+        assert [p.mu for p in got] == [1.0, 0.5, 0.0, 1.0, 0.5]  # two ties
+        assert [p.id for p in got] == [1, 2, 3, 4, 5]
+        assert all(p.observation is None for p in got)
+        assert got[0].render_a == "renders/0001_a.png" and got[3].tf_b is None
+        assert TransferFunction.from_dict(got[0].tf_a).opacity == 0.8
+        assert store.scenes() == ["/data/scans/patient-7.nii.gz", "headsq", "phantom-03"]
+        assert store.integrity_check() == "ok"
+        new = make_pref(7, scene="headsq", observation=make_obs("headsq"))
+        assert store.add(new) == 6
+        assert store.records(scene="headsq")[-1] == replace(new, id=6)
+        schema = store._conn.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    with PreferenceStore(tmp_path / "fresh.sqlite") as fresh:  # same table as a new store
+        assert _table_info(conn) == _table_info(fresh._conn)
+    conn.close()
+    with PreferenceStore(path) as store:  # reopening is a no-op
+        assert store.schema_version == 2
+        assert store._conn.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall() == (
+            schema
+        )
+        assert store.records()[:5] == got and store.records()[5] == replace(new, id=6)
+
+
+def test_v1_jsonl_imports(tmp_path):
+    with PreferenceStore(":memory:") as store:
+        assert store.import_jsonl(V1_JSONL) == 5
+        got = store.records()
+    with PreferenceStore(_v1_copy(tmp_path)) as v1:
+        assert got == v1.records()
+    assert all(p.observation is None for p in got)
+    assert json.loads(V1_JSONL.read_text().splitlines()[0])["version"] == 1
+
+
+UPGRADER = textwrap.dedent(
+    """
+    import sqlite3, sys, time
+
+    connect = sqlite3.connect
+
+    def paused_connect(*args, **kwargs):
+        conn = connect(*args, **kwargs)
+
+        def trace(sql):
+            if sql.startswith("PRAGMA user_version = "):  # after ALTER TABLE, before commit
+                print("mid", flush=True)
+                time.sleep(60)
+
+        conn.set_trace_callback(trace)
+        return conn
+
+    sqlite3.connect = paused_connect
+    from tfgym.preferences import PreferenceStore
+
+    PreferenceStore(sys.argv[1])
+    print("done", flush=True)
+    """
+)
+
+
+def test_killed_upgrade_leaves_a_valid_v1_store(tmp_path):
+    path = _v1_copy(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", UPGRADER, str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        line = proc.stdout.readline().strip()  # type: ignore[union-attr]
+        assert line == "mid", proc.stderr.read()  # type: ignore[union-attr]
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert "observation" not in [c[1] for c in _table_info(conn)]
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert conn.execute("SELECT COUNT(*) FROM preferences").fetchone()[0] == 5
+    conn.close()
+    with PreferenceStore(path) as store:  # the next open upgrades it
+        assert store.schema_version == 2 and len(store) == 5
+
+
+def test_store_without_schema_version_is_refused(tmp_path):
+    path = tmp_path / "p.sqlite"
+    PreferenceStore(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 0")
+    conn.close()
+    with pytest.raises(PreferenceStoreError, match="unknown preference store schema version 0"):
+        PreferenceStore(path)
