@@ -1,7 +1,11 @@
-"""Agents that act in TransferFunction-v0: search baselines, SB3 PPO, the RLHF pipeline."""
+"""Agents that act in TransferFunction-v0: SB3 PPO, behaviour cloning, the RLHF pipeline.
+
+The search baselines live in the core (:mod:`tfgym.search`) and are re-exported here for
+convenience.
+"""
 
 from __future__ import annotations
 
-from agents.search import CrossEntropySearch, IterationStats, RandomSearch, SearchResult
+from tfgym.search import CrossEntropySearch, IterationStats, RandomSearch, SearchResult
 
 __all__ = ["CrossEntropySearch", "IterationStats", "RandomSearch", "SearchResult"]

@@ -1,31 +1,46 @@
 """Reward backends: one small interface, several implementations.
 
-The env never knows which backend it holds. A backend receives the batch of actions, their
-renderings and the renderer (which knows the scene) and returns one float reward per action.
-Backends that score batches in one call make search baselines and vector evaluation cheap.
+The env never knows which backend it holds. A backend receives the scene, a batch of
+validated actions and their renderings, and returns one float reward per action. Backends
+that score a batch in one call make search baselines and vector evaluation cheap.
 
-Available: ``"oracle"`` (the synthetic preference oracle's quality score, the default) and
-``"reward_model"`` (a learned Bradley-Terry reward model loaded from a checkpoint of
-:mod:`reward_models`; a whole batch of actions of one scene is scored in one forward pass,
-the joint-histogram branch once per scene). ``"human"`` (a live labeling queue) arrives with
-its own module; any object implementing :class:`RewardBackend` can be passed directly.
+Backends are registered by name in :data:`BACKENDS` with a string entry point
+``"module:Class"`` that is imported only when the backend is made -- as Gymnasium does for
+envs -- so the core never imports the layers above it:
+
+| name             | entry point                                  | what                        |
+|------------------|----------------------------------------------|-----------------------------|
+| ``oracle``       | ``tfgym.backends:OracleBackend``             | the synthetic oracle        |
+| ``reward_model`` | ``reward_models.backend:RewardModelBackend`` | a learned Bradley-Terry RM  |
+| ``human``        | --                                           | live human queue (not yet)  |
+
+:func:`register_backend` adds more; any :class:`RewardBackend` instance can also be passed
+directly.
 """
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from tfgym.oracle import Oracle, resolve_target
+from tfgym.oracle.score import Oracle, resolve_target
+from tfgym.renderer import RenderBatch
+from tfgym.scene import Scene
 from tfgym.volume import Tissue
 
-if TYPE_CHECKING:
-    from tfgym.renderer import RenderBatch, Renderer
-
-__all__ = ["BACKENDS", "OracleBackend", "RewardBackend", "RewardModelBackend", "make_backend"]
+__all__ = [
+    "BACKENDS",
+    "BackendSpec",
+    "OracleBackend",
+    "RewardBackend",
+    "make_backend",
+    "register_backend",
+]
 
 
 class RewardBackend(ABC):
@@ -34,13 +49,13 @@ class RewardBackend(ABC):
     name: str = "backend"
 
     @abstractmethod
-    def reward(self, actions: np.ndarray, render: RenderBatch, renderer: Renderer) -> np.ndarray:
-        """Rewards for a batch.
+    def reward(self, scene: Scene, actions: np.ndarray, renderings: RenderBatch) -> np.ndarray:
+        """Rewards for a batch of actions of one scene.
 
         Args:
+            scene: the scene (observation, volume, labels).
             actions: float32 ``(batch, 2 * n_vertices)`` in [-1, 1] (already validated).
-            render: their renderings.
-            renderer: the renderer that made them (``renderer.scene`` is the scene).
+            renderings: their renderings.
 
         Returns:
             float64 ``(batch,)``.
@@ -63,91 +78,83 @@ class OracleBackend(RewardBackend):
         """Resolve the target."""
         self.oracle = Oracle(resolve_target(target))
 
-    def reward(self, actions: np.ndarray, render: RenderBatch, renderer: Renderer) -> np.ndarray:
+    def reward(self, scene: Scene, actions: np.ndarray, renderings: RenderBatch) -> np.ndarray:
         """Quality scores of the renderings."""
         del actions
-        return self.oracle.evaluate(render, renderer)["score"]
+        return self.oracle.evaluate(renderings, scene)["score"]
 
 
-class RewardModelBackend(RewardBackend):
-    """A learned Bradley-Terry reward model as the reward.
+@dataclass(frozen=True)
+class BackendSpec:
+    """A registered backend.
 
-    Args:
-        path: a checkpoint written by :func:`reward_models.train.save_checkpoint`.
-        histogram_bins: the env's histogram bins (the model must have been trained on them).
-        n_vertices: the env's polygon vertex count (likewise).
-        device: torch device of the model.
-
-    Raises:
-        ValueError: (``reward_models.train.CheckpointError``) a missing, foreign, newer or
-            incompatible checkpoint -- at construction, not at the first step.
+    Attributes:
+        entry_point: ``"module:Class"``, imported lazily; None when not available yet.
+        description: one line for error messages and ``--help``.
     """
 
-    name = "reward_model"
-
-    def __init__(
-        self,
-        path: str,
-        *,
-        histogram_bins: int = 64,
-        n_vertices: int = 4,
-        device: str = "cpu",
-    ) -> None:
-        """Load and check the checkpoint."""
-        from reward_models.train import load_checkpoint
-
-        self.path = str(path)
-        expect = {"histogram_bins": histogram_bins, "n_vertices": n_vertices}
-        self.model = load_checkpoint(path, expect=expect, device=device)
-
-    def reward(self, actions: np.ndarray, render: RenderBatch, renderer: Renderer) -> np.ndarray:
-        """The model's rewards for the scene's histogram and the actions."""
-        del render
-        return np.asarray(self.model.predict(renderer.scene.observation, actions), np.float64)
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickle the checkpoint path, not the model."""
-        return {"path": self.path, "config": self.model_config_expect()}
-
-    def model_config_expect(self) -> dict[str, int]:
-        """The config fields checked on loading."""
-        members = getattr(self.model, "members", [self.model])
-        config = members[0].config
-        return {"histogram_bins": config.histogram_bins, "n_vertices": config.n_vertices}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        """Reload the checkpoint (so SubprocVecEnv workers get their own model)."""
-        self.__init__(state["path"], **state["config"])  # type: ignore[misc]
+    entry_point: str | None
+    description: str
 
 
-BACKENDS: dict[str, str] = {
-    "oracle": "synthetic preference oracle (default)",
-    "reward_model": "learned Bradley-Terry reward model (needs reward_model_path=)",
-    "human": "live human labeling queue (not available yet)",
+BACKENDS: dict[str, BackendSpec] = {
+    "oracle": BackendSpec("tfgym.backends:OracleBackend", "synthetic preference oracle (default)"),
+    "reward_model": BackendSpec(
+        "reward_models.backend:RewardModelBackend",
+        "learned Bradley-Terry reward model (needs reward_model_path=)",
+    ),
+    "human": BackendSpec(None, "live human labeling queue (not available yet)"),
 }
 
 
-def make_backend(backend: str | RewardBackend, **kwargs: Any) -> RewardBackend:
-    """Build a backend from its name, or pass an instance through.
+def register_backend(
+    name: str, entry_point: str, description: str = "", *, overwrite: bool = False
+) -> None:
+    """Register a backend class under ``name`` by its ``"module:Class"`` entry point.
 
     Raises:
-        ValueError: unknown or not yet available backend name.
+        ValueError: a malformed entry point, or a name taken (unless ``overwrite``).
+    """
+    if ":" not in entry_point:
+        raise ValueError(f"entry point must be 'module:Class', got {entry_point!r}")
+    if name in BACKENDS and not overwrite:
+        raise ValueError(f"reward backend {name!r} is registered already")
+    BACKENDS[name] = BackendSpec(entry_point, description or entry_point)
+
+
+def _load(entry_point: str) -> type[RewardBackend]:
+    module, _, attr = entry_point.partition(":")
+    cls = getattr(importlib.import_module(module), attr)
+    if not (isinstance(cls, type) and issubclass(cls, RewardBackend)):
+        raise TypeError(f"{entry_point} is not a RewardBackend subclass")
+    return cls
+
+
+def make_backend(backend: str | RewardBackend, **kwargs: Any) -> RewardBackend:
+    """Build a backend from its registered name, or pass an instance through.
+
+    Args:
+        backend: a name of :data:`BACKENDS` or a :class:`RewardBackend`.
+        **kwargs: the backend's constructor arguments.
+
+    Raises:
+        ValueError: unknown or not yet available backend name, or options given with an
+            instance.
+
+    Example:
+        >>> make_backend("oracle", target="teeth").oracle.target
+        (<Tissue.TEETH: 3>,)
     """
     if isinstance(backend, RewardBackend):
         if kwargs:
             raise ValueError(f"backend options {sorted(kwargs)} given with a backend instance")
         return backend
-    if backend == "oracle":
-        return OracleBackend(**kwargs)
-    if backend == "reward_model":
-        if not kwargs.get("path"):
-            raise ValueError(
-                "reward_backend='reward_model' needs the checkpoint: pass reward_model_path="
-            )
-        return RewardModelBackend(**kwargs)
-    if backend in BACKENDS:
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown reward backend {backend!r}; valid: {sorted(BACKENDS)}")
+    spec = BACKENDS[backend]
+    if spec.entry_point is None:
         raise ValueError(
             f"reward backend {backend!r} is not available in this version of tfgym; "
             "use 'oracle' or pass a RewardBackend instance"
         )
-    raise ValueError(f"unknown reward backend {backend!r}; valid: {sorted(BACKENDS)}")
+    return _load(spec.entry_point)(**kwargs)

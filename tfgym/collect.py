@@ -8,41 +8,48 @@ uniformly random polygons. Here the oracle stands in for the human:
   cross-entropy search on the oracle score started at the oracle's hand-made TF
   (:func:`tfgym.oracle.reference_action`, built from the scene's tissue intensity ranges); the
   best-scoring distinct polygons of the search (the hand-made one included) are the experts;
-* :func:`collect_preferences` scores every action once with the env's batched
-  ``evaluate`` and answers ``n_pairs`` distinct pairs with a :class:`tfgym.oracle.SimulatedLabeler`
-  preset, as :class:`tfgym.preferences.Preference` records (labeler ``"sim:<preset>"``);
-* :func:`collect_multi` does both for several scenes (e.g. the 12 train phantoms);
-* ``tfgym collect`` (:func:`add_collect_command`) runs it from the command line into a
-  :class:`tfgym.preferences.PreferenceStore`.
+* :func:`collect_preferences` scores every action once with the scene's
+  :class:`tfgym.scoring.SceneScorer` and answers ``n_pairs`` distinct pairs with a
+  :class:`tfgym.oracle.SimulatedLabeler` preset, as :class:`tfgym.preferences.Preference`
+  records (labeler ``"sim:<preset>"``) that carry the exact observation settings
+  (:class:`tfgym.observation.ObservationSettings`) they were labeled on;
+* :func:`collect_multi` does both for several scenes (e.g. the 12 train phantoms), with the
+  options of a :class:`CollectConfig` (``tfgym collect`` is a thin command over it).
 
 Example:
-    >>> import gymnasium as gym
-    >>> env = gym.make("tfgym:TransferFunction-v0", scenes="headsq", image_size=32,
-    ...                working_size=32)
+    >>> from tfgym.scoring import SceneScorer, ScoringSettings
+    >>> scorer = SceneScorer("headsq", ScoringSettings(image_size=32, working_size=32))
     >>> rng = np.random.default_rng(0)
-    >>> actions = paper_actions(env, "headsq", rng, expert_budget=64)
+    >>> actions = paper_actions(scorer, rng, expert_budget=64)
     >>> actions.actions.shape, actions.kinds.count("expert"), actions.kinds.count("random")
     ((100, 8), 10, 50)
-    >>> prefs = collect_preferences(env, "headsq", actions, n_pairs=200, rng=rng)
+    >>> prefs = collect_preferences(scorer, actions, n_pairs=200, rng=rng)
     >>> len(prefs), prefs[0].labeler, sorted({p.mu for p in prefs})
     (200, 'sim:noisy', [0.0, 0.5, 1.0])
+    >>> prefs[0].observation.working_size
+    32
 """
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from tfgym.oracle import LABELER_PRESETS, SimulatedLabeler, make_labeler, reference_action
+from tfgym.observation import ObservationSettings
+from tfgym.oracle import LABELER_PRESETS, SimulatedLabeler, labeler_id, make_labeler
+from tfgym.oracle.reference import reference_action
 from tfgym.preferences import Preference, PreferenceStore
+from tfgym.scene import Scene
+from tfgym.scoring import SceneScorer, ScoringSettings
+from tfgym.search import CrossEntropySearch
+from tfgym.transfer_function import TransferFunction
 
 __all__ = [
     "ActionSet",
-    "add_collect_command",
+    "CollectConfig",
     "collect_multi",
     "collect_preferences",
     "labeler_id",
@@ -86,7 +93,66 @@ class ActionSet:
         return np.array([k == kind for k in self.kinds])
 
 
-def _reference(scene: Any, target: Any, n_vertices: int) -> np.ndarray | None:
+@dataclass(frozen=True)
+class CollectConfig:
+    """Settings of a simulated preference collection (the paper's protocol by default).
+
+    ``tfgym collect`` takes its options from these fields.
+    """
+
+    pairs: int = field(default=4000, metadata={"help": "comparisons per scene"})
+    labeler: str = field(
+        default="noisy",
+        metadata={"help": "labeler preset", "choices": tuple(LABELER_PRESETS)},
+    )
+    seed: int = field(default=0, metadata={"help": "random seed"})
+    n_expert: int = field(default=10, metadata={"help": "expert actions per scene"})
+    n_shift: int = field(default=40, metadata={"help": "shifted expert actions per scene"})
+    n_random: int = field(default=50, metadata={"help": "uniformly random actions per scene"})
+    shift_scale: float = field(
+        default=0.05, metadata={"help": "std of the shifts, in action units (the box is 2 wide)"}
+    )
+    expert_budget: int = field(
+        default=256, metadata={"help": "oracle evaluations of the expert search per scene"}
+    )
+    expert_spread: float = field(
+        default=0.3, metadata={"help": "experts differ by at least this in some coordinate"}
+    )
+
+    def __post_init__(self) -> None:
+        """Validate (fail before any work)."""
+        make_labeler(self.labeler)
+        if self.pairs < 1:
+            raise ValueError(f"pairs must be at least 1, got {self.pairs}")
+        if self.n_expert < 1 or self.n_shift < 0 or self.n_random < 0:
+            raise ValueError(
+                f"need n_expert >= 1, n_shift >= 0, n_random >= 0; got {self.n_expert}, "
+                f"{self.n_shift}, {self.n_random}"
+            )
+        n = self.n_actions
+        if self.pairs > n * (n - 1) // 2:
+            raise ValueError(
+                f"pairs {self.pairs} exceeds the {n * (n - 1) // 2} distinct pairs of {n} actions"
+            )
+
+    @property
+    def n_actions(self) -> int:
+        """Actions per scene."""
+        return self.n_expert + self.n_shift + self.n_random
+
+    def action_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`paper_actions`."""
+        return {
+            "n_expert": self.n_expert,
+            "n_shift": self.n_shift,
+            "n_random": self.n_random,
+            "shift_scale": self.shift_scale,
+            "expert_budget": self.expert_budget,
+            "expert_spread": self.expert_spread,
+        }
+
+
+def _reference(scene: Scene, target: Any, n_vertices: int) -> np.ndarray | None:
     """The oracle's hand-made TF as an action of ``n_vertices`` vertices, or None."""
     if n_vertices < 4:
         return None
@@ -103,8 +169,7 @@ def _reference(scene: Any, target: Any, n_vertices: int) -> np.ndarray | None:
 
 
 def _expert_actions(
-    env: Any,
-    scene: str,
+    scorer: SceneScorer,
     rng: np.random.Generator,
     n: int,
     *,
@@ -115,28 +180,31 @@ def _expert_actions(
 ) -> np.ndarray:
     """``n`` good, mutually distinct actions from a small CEM on the oracle score.
 
-    The search starts at the hand-made reference TF (or the centre of the box without one);
-    every action it scores, the reference included, is a candidate, and those scoring at least
-    ``min_quality`` times the best are good. Good candidates are taken in order of score,
-    skipping any closer than ``min_distance`` (max-norm over the coordinates) to one already
-    taken; if that leaves fewer than ``n``, the distance is halved and the pass repeated.
+    The search (:class:`tfgym.search.CrossEntropySearch`) starts at the hand-made reference TF
+    (or the centre of the box without one); every action it scores, the reference included,
+    is a candidate, and those scoring at least ``min_quality`` times the best are good. Good
+    candidates are taken in order of score, skipping any closer than ``min_distance``
+    (max-norm over the coordinates) to one already taken; if that leaves fewer than ``n``, the
+    distance is halved and the pass repeated.
     """
-    base = env.unwrapped
-    dim = 2 * base.n_vertices
-    ref = _reference(base.renderer_for(scene).scene, base.target, base.n_vertices)
-    mean = np.zeros(dim) if ref is None else ref.astype(np.float64)
-    std = np.full(dim, 0.6 if ref is None else 0.25)
-    pool: list[np.ndarray] = [] if ref is None else [ref[None].astype(np.float64)]
-    pool_scores = [] if ref is None else [base.evaluate(ref[None], scene=scene)[2]["oracle_score"]]
-    while sum(len(p) for p in pool) < max(budget, 2 * n):
-        acts = np.clip(mean + std * rng.standard_normal((population, dim)), -1.0, 1.0)
-        scores = base.evaluate(acts, scene=scene)[2]["oracle_score"]
-        pool.append(acts)
-        pool_scores.append(scores)
-        elite = acts[np.argsort(-scores, kind="stable")[: max(2, population // 5)]]
-        mean = 0.2 * mean + 0.8 * elite.mean(axis=0)
-        std = np.maximum(0.2 * std + 0.8 * elite.std(axis=0), 0.03)
-    candidates, scores = np.concatenate(pool), np.concatenate(pool_scores)
+    dim = scorer.action_dim
+    oracle = scorer if scorer.is_oracle else SceneScorer(scorer.scene, scorer.settings)
+    ref = _reference(scorer.scene, scorer.settings.tissues, scorer.settings.n_vertices)
+    search = CrossEntropySearch(
+        rng,
+        population_size=population,
+        elite_frac=max(2, population // 5) / population,
+        init_std=0.6 if ref is None else 0.25,
+        min_std=0.03,
+        smoothing=0.8,
+        init_mean=ref,
+    )
+    target = max(budget, 2 * n)
+    total = -(-target // population) * population + (0 if ref is None else 1)
+    result = search.run(oracle, total, initial=None if ref is None else ref[None], keep_all=True)
+    assert result.actions is not None
+    assert result.rewards is not None
+    candidates, scores = result.actions.astype(np.float64), result.rewards
     order = np.argsort(-scores, kind="stable")
     good = order[scores[order] >= min_quality * scores[order[0]]]
     chosen: list[int] = []
@@ -157,8 +225,7 @@ def _expert_actions(
 
 
 def paper_actions(
-    env: Any,
-    scene: str,
+    scorer: SceneScorer,
     rng: np.random.Generator,
     *,
     n_expert: int = 10,
@@ -171,8 +238,8 @@ def paper_actions(
     """The paper's action set for a scene: experts, shifts of their vertices, random actions.
 
     Args:
-        env: a ``TransferFunction-v0`` env (wrapped or not); its oracle scores the search.
-        scene: scene name or path.
+        scorer: the scene's batch scorer; the oracle score of its settings' target drives
+            the expert search whatever its backend.
         rng: the only source of randomness.
         n_expert: good TFs: the best mutually distinct results of a CEM on the oracle score
             started at the hand-made reference TF (which is a candidate too).
@@ -199,9 +266,9 @@ def paper_actions(
         )
     if not shift_scale > 0:
         raise ValueError(f"shift_scale must be > 0, got {shift_scale}")
-    dim = 2 * env.unwrapped.n_vertices
+    dim = scorer.action_dim
     experts = _expert_actions(
-        env, scene, rng, n_expert, budget=expert_budget, min_distance=expert_spread
+        scorer, rng, n_expert, budget=expert_budget, min_distance=expert_spread
     )
     parents = experts[np.arange(n_shift) % n_expert]
     shifts = np.clip(parents + shift_scale * rng.standard_normal(parents.shape), -1.0, 1.0)
@@ -239,37 +306,8 @@ def sample_pairs(n_actions: int, n_pairs: int, rng: np.random.Generator) -> np.n
     return pairs.astype(np.int64)
 
 
-def labeler_id(labeler: str | SimulatedLabeler) -> str:
-    """``"sim:<preset>"`` for a preset (name or equal instance), else ``"sim:custom(...)"``."""
-    lab = make_labeler(labeler)
-    for name, preset in LABELER_PRESETS.items():
-        if preset == lab:
-            return f"sim:{name}"
-    return (
-        f"sim:custom(temperature={lab.temperature},equal_band={lab.equal_band},"
-        f"mistake_rate={lab.mistake_rate},skip_rate={lab.skip_rate})"
-    )
-
-
-def _score(env: Any, scene: str, actions: np.ndarray, progress: bool) -> tuple[np.ndarray, list]:
-    """Oracle scores and TFs of all actions, in chunks (one render call each)."""
-    from tqdm.auto import tqdm
-
-    base = env.unwrapped
-    ranges = base.renderer_for(scene).scene.ranges
-    scores: list[np.ndarray] = []
-    tfs: list[dict[str, Any]] = []
-    chunks = range(0, len(actions), 64)
-    for start in tqdm(chunks, desc=f"scoring {scene}", disable=not progress, leave=False):
-        _, _, info = base.evaluate(actions[start : start + 64], scene=scene)
-        scores.append(info["oracle_score"])
-        tfs.extend(replace(tf, ranges=ranges) for tf in info["tf"])
-    return np.concatenate(scores), tfs
-
-
 def collect_preferences(
-    env: Any,
-    scene: str,
+    scorer: SceneScorer,
     actions: ActionSet | np.ndarray,
     *,
     n_pairs: int = 4000,
@@ -280,12 +318,13 @@ def collect_preferences(
 ) -> list[Preference]:
     """Answer ``n_pairs`` comparisons among ``actions`` with the simulated labeler.
 
-    Every action is rendered and scored once (``env.unwrapped.evaluate``, info
-    ``oracle_score``); ``n_pairs`` distinct unordered pairs are drawn (:func:`sample_pairs`)
+    Every action is rendered and scored once (:meth:`SceneScorer.oracle_scores`); ``n_pairs``
+    distinct unordered pairs are drawn (:func:`sample_pairs`)
     and answered by ``make_labeler(labeler).compare(score_a, score_b, rng)``. Skipped pairs
     (answer NaN, presets with a ``skip_rate``) are dropped, so fewer records than pairs may
     come back. Each record holds both TFs (``TransferFunction.to_dict()`` with the scene's
-    histogram ranges) and the labeler id ``"sim:<preset>"``.
+    histogram ranges), the labeler id ``"sim:<preset>"`` and the observation settings
+    (:class:`tfgym.observation.ObservationSettings`) of the scorer's scene.
 
     Share of ties: with the default ``"noisy"`` preset (a tie below a score difference of
     0.02) on the paper's 100 actions (:func:`paper_actions`) and 4000 pairs, 15-26 % of the
@@ -296,8 +335,7 @@ def collect_preferences(
     other. A band of 0.01 would give 14 %; ``"indecisive"`` (0.1) gives 31 %.
 
     Args:
-        env: a ``TransferFunction-v0`` env (wrapped or not).
-        scene: scene name or path.
+        scorer: the scene's batch scorer (its oracle scores answer the pairs).
         actions: an :class:`ActionSet` or a ``(n_actions, 2 * n_vertices)`` array.
         n_pairs: comparisons to answer.
         labeler: a preset name of :data:`tfgym.oracle.LABELER_PRESETS` or a labeler.
@@ -317,18 +355,28 @@ def collect_preferences(
     if acts.ndim != 2:
         raise ValueError(f"actions must be (n_actions, dim), got shape {acts.shape}")
     pairs = sample_pairs(len(acts), n_pairs, rng)
-    scores, tfs = _score(env, scene, acts, progress)
-    tf_dicts = [tf.to_dict() for tf in tfs]
+    scores = scorer.oracle_scores(acts, chunk=64, progress=progress)
+    s = scorer.settings
+    ranges = scorer.scene.ranges
+    tf_dicts = [
+        replace(
+            TransferFunction.from_action(a, opacity=s.opacity, color_scheme=s.color_scheme),
+            ranges=ranges,
+        ).to_dict()
+        for a in acts
+    ]
+    observation = ObservationSettings.from_scene(scorer.scene, n_vertices=s.n_vertices)
     mu = lab.compare(scores[pairs[:, 0]], scores[pairs[:, 1]], rng)
     prefs = [
         Preference(
-            scene=scene,
+            scene=scorer.name,
             action_a=tuple(float(x) for x in acts[a]),
             action_b=tuple(float(x) for x in acts[b]),
             mu=float(m),
             labeler=who,
             tf_a=tf_dicts[a],
             tf_b=tf_dicts[b],
+            observation=observation,
         )
         for (a, b), m in zip(pairs, mu, strict=True)
         if not np.isnan(m)
@@ -340,148 +388,46 @@ def collect_preferences(
 
 
 def collect_multi(
-    env: Any,
     scenes: Sequence[str],
-    rng: np.random.Generator,
+    config: CollectConfig | None = None,
     *,
-    pairs_per_scene: int,
-    labeler: str | SimulatedLabeler = "noisy",
+    settings: ScoringSettings | None = None,
     store: PreferenceStore | None = None,
     progress: bool = False,
-    **action_kwargs: Any,
 ) -> list[Preference]:
     """:func:`paper_actions` and :func:`collect_preferences` for each of several scenes.
 
     Each scene gets its own action set; with a store, each scene's records are one
-    transaction (an interrupted run keeps the scenes it finished).
+    transaction (an interrupted run keeps the scenes it finished). The random generator is
+    ``np.random.default_rng(config.seed)``, shared by the scenes in order.
 
     Args:
-        env: a ``TransferFunction-v0`` env (wrapped or not).
         scenes: scene names or paths (e.g. ``tfgym.scene.SCENE_SETS["train"]``).
-        rng: the only source of randomness.
-        pairs_per_scene: comparisons per scene.
-        labeler: a preset name or a labeler.
+        config: the protocol (default :class:`CollectConfig`).
+        settings: observation and rendering settings (default :class:`ScoringSettings`).
         store: optional store to write into.
         progress: show a progress bar over the scenes.
-        **action_kwargs: passed to :func:`paper_actions`.
 
     Returns:
         All records, scene after scene.
     """
     from tqdm.auto import tqdm
 
-    make_labeler(labeler)  # fail before any work
+    config = config or CollectConfig()
+    settings = settings or ScoringSettings()
+    rng = np.random.default_rng(config.seed)
     out: list[Preference] = []
     for scene in tqdm(list(scenes), desc="collect", unit="scene", disable=not progress):
-        actions = paper_actions(env, scene, rng, **action_kwargs)
+        scorer = SceneScorer(scene, settings)
+        actions = paper_actions(scorer, rng, **config.action_kwargs())
         out.extend(
             collect_preferences(
-                env,
-                scene,
+                scorer,
                 actions,
-                n_pairs=pairs_per_scene,
-                labeler=labeler,
+                n_pairs=config.pairs,
+                labeler=config.labeler,
                 rng=rng,
                 store=store,
             )
         )
     return out
-
-
-def _cmd_collect(args: argparse.Namespace) -> int:
-    import time
-
-    import gymnasium as gym
-
-    from tfgym.scene import resolve_scenes
-
-    scenes = resolve_scenes(args.scene if args.scene else args.scenes)
-    make_labeler(args.labeler)
-    if args.image_size < 8 or args.working_size < 8:
-        raise ValueError("--image-size and --working-size must be at least 8")
-    if args.pairs < 1:
-        raise ValueError(f"--pairs must be at least 1, got {args.pairs}")
-    n_actions = args.n_expert + args.n_shift + args.n_random
-    if args.pairs > n_actions * (n_actions - 1) // 2:
-        raise ValueError(
-            f"--pairs {args.pairs} exceeds the {n_actions * (n_actions - 1) // 2} distinct pairs "
-            f"of {n_actions} actions"
-        )
-    env = gym.make(
-        "tfgym:TransferFunction-v0",
-        scenes=list(scenes),
-        image_size=args.image_size,
-        working_size=args.working_size,
-    )
-    start = time.perf_counter()
-    with PreferenceStore(args.db) as store:
-        before = len(store)
-        prefs = collect_multi(
-            env,
-            scenes,
-            np.random.default_rng(args.seed),
-            pairs_per_scene=args.pairs,
-            labeler=args.labeler,
-            store=store,
-            progress=not args.no_progress,
-            n_expert=args.n_expert,
-            n_shift=args.n_shift,
-            n_random=args.n_random,
-        )
-        total = len(store)
-        exported = store.export_jsonl(args.jsonl) if args.jsonl else None
-    env.close()
-    asked = args.pairs * len(scenes)
-    ties = sum(p.mu == 0.5 for p in prefs)
-    print(
-        f"stored {len(prefs)} preferences for {len(scenes)} scene(s) in {args.db} "
-        f"({before} before, {total} now) in {time.perf_counter() - start:.1f} s"
-    )
-    print(
-        f"ties {ties} ({ties / max(len(prefs), 1):.1%} of stored), skipped "
-        f"{asked - len(prefs)} ({(asked - len(prefs)) / asked:.1%} of {asked} pairs), "
-        f"labeler {labeler_id(args.labeler)}"
-    )
-    if exported is not None:
-        print(f"exported {exported} records to {args.jsonl}")
-    return 0
-
-
-def add_collect_command(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``tfgym collect`` on an argparse subparsers object.
-
-    Args:
-        subparsers: the result of ``ArgumentParser.add_subparsers()``.
-
-    Returns:
-        The ``collect`` parser (its ``func`` default runs the command and returns 0; user
-        errors raise ``ValueError``, which ``tfgym``'s main turns into exit status 2).
-    """
-    p = subparsers.add_parser(
-        "collect",
-        help="collect simulated preferences with the paper's protocol into a store",
-        description="For each scene: build the paper's 100 actions (10 expert TFs found by "
-        "search on the oracle score, 40 shifts of their vertices, 50 random), answer --pairs "
-        "comparisons among them with a simulated labeler and store them in an SQLite "
-        "preference store.",
-    )
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument(
-        "--scene", action="append", help="a scene name or scan path (repeat for several)"
-    )
-    which.add_argument("--scenes", help="a scene set: train, heldout, phantoms, real, all")
-    p.add_argument("--pairs", type=int, default=4000, help="comparisons per scene")
-    p.add_argument(
-        "--labeler", default="noisy", help=f"labeler preset: {', '.join(LABELER_PRESETS)}"
-    )
-    p.add_argument("--db", default="prefs.sqlite", help="preference store (SQLite file)")
-    p.add_argument("--jsonl", help="also export the whole store to this JSON Lines file")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--image-size", type=int, default=128, help="rendering side in pixels")
-    p.add_argument("--working-size", type=int, default=64, help="voxels along the longest side")
-    p.add_argument("--n-expert", type=int, default=10, help="expert actions per scene")
-    p.add_argument("--n-shift", type=int, default=40, help="shifted expert actions per scene")
-    p.add_argument("--n-random", type=int, default=50, help="uniformly random actions per scene")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    p.set_defaults(func=_cmd_collect)
-    return p

@@ -9,11 +9,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from tfgym.backends import OracleBackend, RewardBackend, make_backend
-from tfgym.oracle import resolve_target
-from tfgym.renderer import RenderBatch, Renderer, view_geometry
-from tfgym.scene import DEFAULT_WORKING_SIZE, Scene, load_scene, resolve_scenes
-from tfgym.transfer_function import TransferFunction, action_to_vertices
+from tfgym.backends import RewardBackend, make_backend
+from tfgym.scene import DEFAULT_WORKING_SIZE, Scene, resolve_scenes
+from tfgym.scoring import SceneScorer, ScoreBatch, ScoringSettings
 from tfgym.volume import Tissue
 
 __all__ = ["TransferFunctionEnv"]
@@ -65,7 +63,15 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ``reset``: ``scene``. ``step``: ``scene``, ``oracle_score`` (the oracle's score for the
     env's ``target`` whatever the backend; approximate on unlabelled scans), ``visibility``,
-    ``purity``, ``labels_approximate`` and ``tf`` (the :class:`TransferFunction`).
+    ``purity`` (Python floats), ``labels_approximate`` (bool) and ``tf`` (the
+    :class:`tfgym.transfer_function.TransferFunction`).
+
+    ## Batch scoring
+
+    :meth:`scorer` returns the scene's :class:`tfgym.scoring.SceneScorer`, the object ``step``
+    itself uses; it renders and scores a whole batch of actions in one call. Library code
+    (search, collection, evaluation) builds its own ``SceneScorer`` from
+    :attr:`settings` instead of reaching into an env.
 
     ## Arguments
 
@@ -82,8 +88,9 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
     | opacity          | 0.8       | opacity of a fully covered histogram bin                  |
     | color_scheme     | "bone"    | TF colour scheme (``transfer_function.COLOR_SCHEMES``)    |
     | target           | "bone"    | oracle target (:data:`tfgym.oracle.TARGETS`)              |
-    | device           | "cpu"     | torch device of the renderer (e.g. ``"cuda"``)            |
+    | device           | "cpu"     | ``"cpu"`` kernel or a torch device (e.g. ``"cuda"``)      |
     | reward_model_path| None      | checkpoint of the ``"reward_model"`` backend              |
+    | reward_kwargs    | None      | further keyword arguments of a backend made by name       |
     | render_mode      | None      | ``"rgb_array"`` or ``"human"`` (a pyvista window)          |
 
     ## Version History
@@ -119,68 +126,73 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
         target: str | Sequence[Tissue] = "bone",
         device: str = "cpu",
         reward_model_path: str | None = None,
+        reward_kwargs: dict[str, Any] | None = None,
         render_mode: str | None = None,
     ) -> None:
         """Validate arguments and build spaces; scenes load lazily at reset."""
-        if n_vertices < 3:
-            raise ValueError(f"n_vertices must be at least 3, got {n_vertices}")
-        if histogram_bins < 8:
-            raise ValueError(f"histogram_bins must be at least 8, got {histogram_bins}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"unknown render_mode {render_mode!r}; valid: {self.metadata['render_modes']}"
             )
-        view_geometry(view)  # validates the name
+        self.settings = ScoringSettings(
+            n_vertices=int(n_vertices),
+            histogram_bins=int(histogram_bins),
+            working_size=int(working_size),
+            image_size=int(image_size),
+            view=view,
+            shading=bool(shading),
+            opacity=float(opacity),
+            color_scheme=color_scheme,
+            target=target if isinstance(target, str) else tuple(target),
+            device=device,
+        )
         self.scene_names = resolve_scenes(scenes)
-        self.n_vertices, self.histogram_bins = int(n_vertices), int(histogram_bins)
-        self.working_size, self.image_size = int(working_size), int(image_size)
-        self.view, self.shading, self.device = view, bool(shading), device
-        self.tf_kwargs: dict[str, Any] = {"opacity": opacity, "color_scheme": color_scheme}
-        TransferFunction(((0, 0), (1, 0), (0, 1)), **self.tf_kwargs)  # validates both
-        self.target = resolve_target(target)
         if reward_model_path is not None and reward_backend != "reward_model":
             raise ValueError("reward_model_path= is only used with reward_backend='reward_model'")
-        backend_kwargs: dict[str, Any] = {}
+        kwargs = dict(reward_kwargs or {})
         if reward_backend == "oracle":
-            backend_kwargs = {"target": self.target}
+            kwargs.setdefault("target", self.settings.tissues)
         elif reward_backend == "reward_model":
-            backend_kwargs = {
-                "path": reward_model_path,
-                "histogram_bins": histogram_bins,
-                "n_vertices": n_vertices,
-                "device": device,
-            }
-        self.backend = make_backend(reward_backend, **backend_kwargs)
-        self._oracle = (
-            self.backend
-            if isinstance(self.backend, OracleBackend) and self.backend.oracle.target == self.target
-            else OracleBackend(self.target)
-        )
+            if not reward_model_path and "path" not in kwargs:
+                raise ValueError(
+                    "reward_backend='reward_model' needs the checkpoint: pass reward_model_path="
+                )
+            if reward_model_path:
+                kwargs["path"] = reward_model_path
+            kwargs.setdefault("histogram_bins", self.settings.histogram_bins)
+            kwargs.setdefault("n_vertices", self.settings.n_vertices)
+            kwargs.setdefault("device", device)
+            kwargs.setdefault("working_size", self.settings.working_size)
+        self.backend = make_backend(reward_backend, **kwargs)
         self.render_mode = render_mode
-        self.action_space = spaces.Box(-1.0, 1.0, shape=(2 * n_vertices,), dtype=np.float32)
-        shape = (1, histogram_bins, histogram_bins)
+        self.action_space = spaces.Box(
+            -1.0, 1.0, shape=(self.settings.action_dim,), dtype=np.float32
+        )
+        shape = (1, self.settings.histogram_bins, self.settings.histogram_bins)
         self.observation_space = spaces.Box(0, 255, shape=shape, dtype=np.uint8)
-        self._renderers: dict[str, Renderer] = {}
+        self._scorers: dict[str, SceneScorer] = {}
         self.scene: Scene | None = None
-        self._last: RenderBatch | None = None
-        self._last_tf: TransferFunction | None = None
+        self._last: ScoreBatch | None = None
         self._done = True
 
     # -- scenes -------------------------------------------------------------------------------
-    def renderer_for(self, name: str) -> Renderer:
-        """The (cached) renderer of a scene at this env's settings."""
-        if name not in self._renderers:
-            scene = load_scene(
-                name, working_size=self.working_size, histogram_bins=self.histogram_bins
-            )
-            self._renderers[name] = Renderer(
-                scene,
-                image_size=self.image_size,
-                view=self.view,
-                shading=self.shading,
-                device=self.device,
-            )
-        return self._renderers[name]
+    def scorer(self, scene: str | None = None) -> SceneScorer:
+        """The (cached) batch scorer of a scene at this env's settings and backend.
+
+        Args:
+            scene: a scene name or scan path; None: the current scene (after ``reset``).
+
+        Raises:
+            gymnasium.error.ResetNeeded: ``scene=None`` before the first ``reset``.
+        """
+        if scene is None:
+            if self.scene is None:
+                raise gym.error.ResetNeeded("call reset() first or name the scene")
+            scene = self.scene.name
+        key = str(scene)
+        if key not in self._scorers:
+            self._scorers[key] = SceneScorer(key, self.settings, backend=self.backend)
+        return self._scorers[key]
 
     def _get_obs(self) -> np.ndarray:
         assert self.scene is not None
@@ -194,81 +206,28 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
         super().reset(seed=seed)
         options = options or {}
         if "scene" in options:
-            name = resolve_scenes(options["scene"])
-            if len(name) != 1:
+            names = resolve_scenes(options["scene"])
+            if len(names) != 1:
                 raise ValueError(f"options['scene'] must name one scene, got {options['scene']!r}")
-            name_ = name[0]
+            name = names[0]
         else:
-            name_ = self.scene_names[int(self.np_random.integers(len(self.scene_names)))]
-        self.scene = self.renderer_for(name_).scene
-        self._last, self._last_tf, self._done = None, None, False
-        return self._get_obs(), {"scene": name_}
+            name = self.scene_names[int(self.np_random.integers(len(self.scene_names)))]
+        self.scene = self.scorer(name).scene
+        self._last, self._done = None, False
+        return self._get_obs(), {"scene": name}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Render the action's TF and score it; the episode ends."""
         if self.scene is None or self._done:
             raise gym.error.ResetNeeded("call reset() before step(): episodes last one step")
-        vertices = action_to_vertices(np.asarray(action).ravel(), self.n_vertices)
-        rewards, batch, info = self.evaluate(vertices.reshape(1, -1))
-        self._last, self._last_tf, self._done = batch, info["tf"][0], True
-        step_info = {k: (v[0] if isinstance(v, np.ndarray) else v) for k, v in info.items()}
+        act = np.asarray(action)
+        if act.shape != self.action_space.shape:
+            raise ValueError(f"action must have shape {self.action_space.shape}, got {act.shape}")
+        batch = self.scorer(self.scene.name).score(act, renderings=self.render_mode is not None)
+        self._last, self._done = batch, True
         if self.render_mode == "human":
             self.render()
-        return self._get_obs(), float(rewards[0]), True, False, step_info
-
-    def evaluate(
-        self, actions: np.ndarray, scene: str | None = None
-    ) -> tuple[np.ndarray, RenderBatch, dict[str, Any]]:
-        """Render and score a batch of actions for one scene in one call (no episode state).
-
-        Args:
-            actions: ``(batch, 2 * n_vertices)``; validated and clipped like ``step``'s.
-            scene: scene name; defaults to the current scene.
-
-        Returns:
-            ``(rewards (batch,), renderings, info)`` where info holds batched
-            ``oracle_score``, ``visibility``, ``purity`` arrays and a list of ``tf``.
-        """
-        if scene is None and self.scene is None:
-            raise gym.error.ResetNeeded("call reset() first or pass scene=")
-        renderer = (
-            self.renderer_for(scene)
-            if scene is not None
-            else self.renderer_for(
-                self.scene.name  # type: ignore[union-attr]
-            )
-        )
-        acts = np.asarray(actions, dtype=np.float64)
-        if acts.ndim != 2:
-            raise ValueError(f"actions must be (batch, {2 * self.n_vertices}), got {acts.shape}")
-        tfs = [
-            TransferFunction.from_action(
-                action_to_vertices(a, self.n_vertices).ravel(), **self.tf_kwargs
-            )
-            for a in acts
-        ]
-        clipped = np.stack([tf.action for tf in tfs])
-        luts = np.stack([tf.lut(renderer.scene.ranges) for tf in tfs])
-        batch = renderer.render(luts)
-        parts = self._oracle.oracle.evaluate(batch, renderer)
-        if self.backend is self._oracle:
-            rewards = parts["score"]
-        else:
-            rewards = np.asarray(self.backend.reward(clipped, batch, renderer), dtype=np.float64)
-            if rewards.shape != (len(acts),):
-                raise ValueError(
-                    f"reward backend {self.backend.name!r} returned shape {rewards.shape}, "
-                    f"expected ({len(acts)},)"
-                )
-        info: dict[str, Any] = {
-            "scene": renderer.scene.name,
-            "oracle_score": parts["score"],
-            "visibility": parts["visibility"],
-            "purity": parts["purity"],
-            "labels_approximate": renderer.scene.labels_approximate,
-            "tf": tfs,
-        }
-        return rewards, batch, info
+        return self._get_obs(), float(batch.rewards[0]), True, False, batch.info(0)
 
     def render(self) -> np.ndarray | None:
         """``rgb_array``: the last rendering ``(H, W, 3)`` uint8 (black before a step).
@@ -280,28 +239,29 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
             gym.logger.warn("render() called without render_mode; pass render_mode='rgb_array'")
             return None
         if self.render_mode == "rgb_array":
-            if self._last is None:
-                return np.zeros((self.image_size, self.image_size, 3), dtype=np.uint8)
-            return self._last.rgb[0]
-        if self.scene is not None and self._last_tf is not None:
+            if self._last is None or self._last.renderings is None:
+                size = self.settings.image_size
+                return np.zeros((size, size, 3), dtype=np.uint8)
+            return self._last.renderings.rgb[0]
+        if self.scene is not None and self._last is not None:
             from tfgym.vtk_render import show_interactive
 
-            lut = self._last_tf.lut(self.scene.ranges)
-            show_interactive(self.scene.volume, lut, self.scene.ranges, view=self.view)
+            lut = self._last.tf(0).lut(self.scene.ranges)
+            show_interactive(self.scene.volume, lut, self.scene.ranges, view=self.settings.view)
         return None
 
     def close(self) -> None:
         """Release the backend."""
         self.backend.close()
-        self._renderers.clear()
+        self._scorers.clear()
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickle without caches (renderers are rebuilt from the process-wide scene cache)."""
+        """Pickle without caches (scorers are rebuilt from the process-wide scene cache)."""
         state = self.__dict__.copy()
-        state["_renderers"] = {}
+        state["_scorers"] = {}
         state["scene_name"] = None if self.scene is None else self.scene.name
         state["scene"] = None
-        state["_last"], state["_last_tf"] = None, None
+        state["_last"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -309,4 +269,4 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
         name = state.pop("scene_name")
         self.__dict__.update(state)
         if name is not None:
-            self.scene = self.renderer_for(name).scene
+            self.scene = self.scorer(name).scene

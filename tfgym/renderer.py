@@ -29,162 +29,41 @@ the voxel's neighbours have (:func:`tfgym.scene.tissue_classes`).
 from __future__ import annotations
 
 import functools
+import weakref
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numba
 import numpy as np
-from gymnasium.error import DependencyNotInstalled
 
+from tfgym.render_kernels import (
+    banded,
+    composite_jobs,
+    composite_serial,
+    resample_matrix,
+    resample_parallel,
+    resample_serial,
+)
 from tfgym.scene import N_CLASSES, Scene, tissue_classes
 from tfgym.views import AMBIENT, DIFFUSE, VIEWS, view_geometry, view_vectors
 from tfgym.volume import Tissue
 
-try:
+if TYPE_CHECKING:
     import torch
-except ImportError as e:  # pragma: no cover - torch is a hard dependency
-    raise DependencyNotInstalled(
-        "torch is required for rendering: pip install torch (CPU build: pip install torch "
-        "--index-url https://download.pytorch.org/whl/cpu)"
-    ) from e
 
-__all__ = ["VIEWS", "RenderBatch", "Renderer", "class_mask", "view_geometry"]
-
-LutT = TypeVar("LutT", np.ndarray, torch.Tensor)
+__all__ = [
+    "VIEWS",
+    "RenderBatch",
+    "Renderer",
+    "check_device",
+    "class_mask",
+    "silhouette_area",
+    "view_geometry",
+]
 
 N_LABELS = len(Tissue)
 # voxels x TFs composited at once by the dense torch path (bounds memory)
 MAX_CHUNK_ELEMENTS = {"cpu": 1 << 22, "cuda": 1 << 28}
-
-
-def _resample_matrix(n_in: int, n_out: int, scale: float, offset: float) -> np.ndarray:
-    """Tent-filter resampling of ``n_in`` plane cells onto ``n_out`` pixels, ``(n_out, n_in)``."""
-    centres_out = (np.arange(n_out) + 0.5 - n_out / 2) * scale + offset  # in cell units
-    half_width = max(scale, 1.0)
-    dist = np.abs(centres_out[:, None] - (np.arange(n_in) + 0.5)[None, :])
-    return (np.clip(1.0 - dist / half_width, 0.0, None) / half_width).astype(np.float32)
-
-
-def _banded(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A banded resampling matrix as per-row ``(indices, weights)``, zero-padded."""
-    width = max(1, int((matrix > 0).sum(axis=1).max()))
-    idx = np.zeros((matrix.shape[0], width), dtype=np.int64)
-    wts = np.zeros((matrix.shape[0], width), dtype=np.float32)
-    for row in range(matrix.shape[0]):
-        nz = np.flatnonzero(matrix[row])
-        idx[row, : nz.size], wts[row, : nz.size] = nz, matrix[row, nz]
-    return idx, wts
-
-
-@numba.njit(cache=True, fastmath=True)
-def _resample_one(plane, ry_idx, ry_w, rx_idx, rx_w, out):  # pragma: no cover - jit
-    """Separable banded resampling of one plane ``(rows, cols, 4)`` into ``out`` ``(H, W, 4)``."""
-    cols, ch = plane.shape[1], plane.shape[2]
-    height, width = ry_idx.shape[0], rx_idx.shape[0]
-    tmp = np.zeros((height, cols, ch), dtype=np.float32)
-    for h in range(height):
-        for j in range(ry_idx.shape[1]):
-            w = ry_w[h, j]
-            if w != 0.0:
-                src = plane[ry_idx[h, j]]
-                for c in range(cols):
-                    for k in range(ch):
-                        tmp[h, c, k] += w * src[c, k]
-    for h in range(height):
-        for x in range(width):
-            for j in range(rx_idx.shape[1]):
-                w = rx_w[x, j]
-                if w != 0.0:
-                    for k in range(ch):
-                        out[h, x, k] += w * tmp[h, rx_idx[x, j], k]
-
-
-@numba.njit(cache=True, fastmath=True)
-def _resample_serial(planes, ry_idx, ry_w, rx_idx, rx_w):  # pragma: no cover - jit
-    """``(b, rows, cols, 4) -> (b, H, W, 4)`` on one core (no prange: no thread pool)."""
-    n_tf = planes.shape[0]
-    out = np.zeros((n_tf, ry_idx.shape[0], rx_idx.shape[0], planes.shape[3]), dtype=np.float32)
-    for t in range(n_tf):
-        _resample_one(planes[t], ry_idx, ry_w, rx_idx, rx_w, out[t])
-    return out
-
-
-@numba.njit(cache=True, fastmath=True, parallel=True)
-def _resample_parallel(planes, ry_idx, ry_w, rx_idx, rx_w):  # pragma: no cover - jit
-    """``(b, rows, cols, 4) -> (b, H, W, 4)``, TFs in parallel."""
-    n_tf = planes.shape[0]
-    out = np.zeros((n_tf, ry_idx.shape[0], rx_idx.shape[0], planes.shape[3]), dtype=np.float32)
-    for t in numba.prange(n_tf):
-        _resample_one(planes[t], ry_idx, ry_w, rx_idx, rx_w, out[t])
-    return out
-
-
-EARLY_STOP = 1e-4  # rays stop once their transmittance falls below this
-
-
-@numba.njit(cache=True, fastmath=True)
-def _march_rays(bins, shade, classes, lut, contrib, out):  # pragma: no cover - jit
-    """Composite rays ``(n, depth)`` front to back into ``out`` ``(n, 4)`` and ``contrib``.
-
-    ``shade`` is uint8 (shade * 255); a ray stops once its transmittance is below
-    :data:`EARLY_STOP`. ``contrib`` (class sums) is added to.
-    """
-    for r in range(bins.shape[0]):
-        transmit, red, green, blue = 1.0, 0.0, 0.0, 0.0
-        for d in range(bins.shape[1]):
-            k = bins[r, d]
-            a = lut[k, 3]
-            if a <= 0.0:
-                continue
-            a = min(a, 1.0)
-            w = transmit * a
-            lit = w * (shade[r, d] * (1.0 / 255.0))
-            red += lit * lut[k, 0]
-            green += lit * lut[k, 1]
-            blue += lit * lut[k, 2]
-            contrib[classes[r, d]] += w
-            transmit *= 1.0 - a
-            if transmit < EARLY_STOP:
-                break
-        out[r, 0], out[r, 1], out[r, 2], out[r, 3] = red, green, blue, 1.0 - transmit
-
-
-@numba.njit(cache=True, fastmath=True)
-def _composite_serial(ray_bins, ray_shade, ray_classes, lut, n_classes):  # pragma: no cover
-    """All rays of each LUT ``(b, K, 4)`` on one core (small jobs such as an env step)."""
-    n_tf, n_rays = lut.shape[0], ray_bins.shape[0]
-    planes = np.zeros((n_tf, n_rays, 4), dtype=np.float32)
-    contrib = np.zeros((n_tf, n_classes), dtype=np.float64)
-    for t in range(n_tf):
-        _march_rays(ray_bins, ray_shade, ray_classes, lut[t], contrib[t], planes[t])
-    return planes, contrib
-
-
-@numba.njit(parallel=True, cache=True, fastmath=True)
-def _composite_jobs(ray_bins, ray_shade, ray_classes, lut, n_classes, n_blocks):  # pragma: no cover
-    """(TF, block of rays) jobs in one parallel region, one row of class sums per job.
-
-    One region per call (not one per TF): a barrier per TF was slow on busy cores. The
-    ``+=`` on class sums stays out of the prange body (inside `_march_rays`) and rows are
-    indexed by the prange variable itself; otherwise numba builds a whole-array reduction
-    with per-thread copies, which ran ten times slower on 16 cores.
-    """
-    n_tf, n_rays = lut.shape[0], ray_bins.shape[0]
-    planes = np.zeros((n_tf, n_rays, 4), dtype=np.float32)
-    contrib = np.zeros((n_tf * n_blocks, n_classes), dtype=np.float64)
-    size = (n_rays + n_blocks - 1) // n_blocks
-    for job in numba.prange(n_tf * n_blocks):
-        t, c = job // n_blocks, job % n_blocks
-        lo, hi = c * size, min(n_rays, (c + 1) * size)
-        _march_rays(
-            ray_bins[lo:hi],
-            ray_shade[lo:hi],
-            ray_classes[lo:hi],
-            lut[t],
-            contrib[job],
-            planes[t, lo:hi],
-        )
-    return planes, contrib.reshape(n_tf, n_blocks, n_classes).sum(axis=1)
 
 
 PARALLEL_MIN_VOXELS = 1 << 20  # voxels x TFs from which the work is spread over cores
@@ -194,14 +73,92 @@ def class_mask(tissues: tuple[Tissue, ...] | list[Tissue], *, shell: bool = Fals
     """Boolean mask over the ``N_CLASSES`` voxel classes belonging to ``tissues``.
 
     With ``shell=True`` classes of other tissues that touch one of ``tissues`` are included.
+    The result is cached and read-only.
     """
+    return _class_mask(tuple(sorted({int(t) for t in tissues})), bool(shell))
+
+
+@functools.lru_cache(maxsize=64)
+def _class_mask(tissues: tuple[int, ...], shell: bool) -> np.ndarray:
     classes = np.arange(N_CLASSES)
     label, bits = classes // 32, classes % 32
     mask = np.isin(label, [int(t) for t in tissues])
     if shell:
         target_bits = sum(1 << int(t) for t in tissues)
         mask |= (bits & target_bits) != 0
+    mask.setflags(write=False)
     return mask
+
+
+def check_device(device: str) -> None:
+    """Fail early, with a clear message, for a device this machine cannot render on.
+
+    ``"cpu"`` is the compiled kernel; any other name is a torch device, checked here (so an
+    env with ``device="cuda"`` on a machine without CUDA fails at construction, not at the
+    first step).
+
+    Raises:
+        ValueError: an unknown device name, or a CUDA device without CUDA.
+    """
+    if str(device).split(":")[0] == "cpu":
+        return
+    try:
+        import torch
+    except ImportError as e:  # pragma: no cover - torch is a hard dependency
+        from gymnasium.error import DependencyNotInstalled
+
+        raise DependencyNotInstalled(
+            "rendering on a torch device needs torch: pip install torch"
+        ) from e
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise ValueError(f"unknown device {device!r}: {e}") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device {device!r} needs CUDA, but torch finds no CUDA device here; use "
+            "device='cpu' (the compiled CPU kernel)"
+        )
+
+
+# per scene (weakly held) and view: which voxel classes each ray passes, (rows*cols, N_CLASSES)
+_RAY_HITS: weakref.WeakKeyDictionary[Scene, dict[str, np.ndarray]] = weakref.WeakKeyDictionary()
+_AREAS: weakref.WeakKeyDictionary[Scene, dict[tuple[Any, ...], int]] = weakref.WeakKeyDictionary()
+
+
+def _ray_hits(scene: Scene, view: str) -> np.ndarray:
+    per_scene = _RAY_HITS.setdefault(scene, {})
+    if view not in per_scene:
+        perm, flips = view_geometry(view)
+        flip_axes = tuple(i for i, f in enumerate(flips) if f)
+        classes = np.flip(np.transpose(tissue_classes(scene.labels), perm), flip_axes)
+        flat = classes.reshape(classes.shape[0], -1)
+        hit = np.zeros((flat.shape[1], N_CLASSES), dtype=bool)
+        hit[np.arange(flat.shape[1])[None, :].repeat(flat.shape[0], 0), flat] = True
+        per_scene[view] = hit
+    return per_scene[view]
+
+
+def silhouette_area(
+    scene: Scene, view: str, tissues: tuple[Tissue, ...] | list[Tissue], *, shell: bool = False
+) -> int:
+    """Plane pixels (of the projected working volume) whose ray passes through ``tissues``.
+
+    With ``shell=True`` the one-voxel shell around the tissues counts too (the region the
+    oracle treats as target, see :mod:`tfgym.oracle`). Cached per scene and view.
+
+    Example:
+        >>> from tfgym.scene import load_scene
+        >>> scene = load_scene("headsq")
+        >>> 0 < silhouette_area(scene, "front", [Tissue.BONE]) <= 64 * 64
+        True
+    """
+    key = (view, tuple(sorted({Tissue(t) for t in tissues})), bool(shell))
+    areas = _AREAS.setdefault(scene, {})
+    if key not in areas:
+        mask = class_mask(key[1], shell=shell)
+        areas[key] = int(_ray_hits(scene, view)[:, mask].any(axis=1).sum())
+    return areas[key]
 
 
 @dataclass(frozen=True)
@@ -214,11 +171,13 @@ class RenderBatch:
         class_contrib: float32 ``(batch, n_labels, 32)``, contribution of the voxels of each
             tissue label and neighbour-label bit set (:func:`tfgym.scene.tissue_classes`) in
             plane pixels (see module docstring).
+        view: the camera preset they were rendered from.
     """
 
     rgb: np.ndarray
     alpha: np.ndarray
     class_contrib: np.ndarray
+    view: str = "front"
 
     @property
     def label_contrib(self) -> np.ndarray:
@@ -264,10 +223,11 @@ class Renderer:
             raise ValueError(f"image_size must be at least 8, got {image_size}")
         self.scene, self.image_size, self.view = scene, int(image_size), view
         self.shading = bool(shading)
-        self.device = torch.device(device)
+        check_device(device)
+        self.device_name = str(device)
+        self._use_kernel = self.device_name.split(":")[0] == "cpu"
         bins, classes, shade = self._view_arrays()
         self.depth, self.rows, self.cols = bins.shape
-        self._use_kernel = self.device.type == "cpu"
         if self._use_kernel:  # ray-major (rows*cols, depth) for the compiled kernel
             # compact types halve the memory traffic: bins fit uint16 up to 256x256 bins,
             # shading is quantised to 8 bits (as VTK's normal/gradient tables are)
@@ -278,16 +238,11 @@ class Renderer:
             quantised = np.round(np.clip(shade, 0.0, 1.0) * 255.0).astype(np.uint8)
             self._ray_shade = np.ascontiguousarray(quantised.reshape(self.depth, -1).T)
             self._ray_classes = np.ascontiguousarray(classes.reshape(self.depth, -1).T)
-        self._dense: tuple[torch.Tensor, ...] | None = None  # torch path, built on first use
-        self._areas: dict[tuple[tuple[Tissue, ...], bool], int] = {}
-        # which classes each ray passes through: (rows * cols, N_CLASSES)
-        self._hit = np.zeros((self.rows * self.cols, N_CLASSES), dtype=bool)
-        flat = classes.reshape(self.depth, -1)
-        self._hit[np.arange(flat.shape[1])[None, :].repeat(self.depth, 0), flat] = True
+        self._dense: tuple[Any, ...] | None = None  # torch path, built on first use
         scale = max(self.rows, self.cols) / self.image_size
-        self._ry_np = _resample_matrix(self.rows, self.image_size, scale, self.rows / 2)
-        self._rx_np = _resample_matrix(self.cols, self.image_size, scale, self.cols / 2)
-        self._ry_band, self._rx_band = _banded(self._ry_np), _banded(self._rx_np)
+        self._ry_np = resample_matrix(self.rows, self.image_size, scale, self.rows / 2)
+        self._rx_np = resample_matrix(self.cols, self.image_size, scale, self.cols / 2)
+        self._ry_band, self._rx_band = banded(self._ry_np), banded(self._rx_np)
 
     def _view_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Bins, labels and shading, ordered ``(depth, rows, cols)`` for the view."""
@@ -304,9 +259,11 @@ class Renderer:
             shade = np.ones(bins.shape, np.float32)
         return bins, arrange(tissue_classes(self.scene.labels)), shade
 
-    def _dense_tensors(self) -> tuple[torch.Tensor, ...]:
+    def _dense_tensors(self) -> tuple[Any, ...]:
         """Tensors of the dense torch path on ``self.device``, built once."""
         if self._dense is None:
+            import torch
+
             bins, classes, shade = self._view_arrays()
             dev = self.device
             # class sums as segment sums over voxels sorted by class (no atomics, no one-hot)
@@ -337,44 +294,47 @@ class Renderer:
     def silhouette_area(
         self, tissues: tuple[Tissue, ...] | list[Tissue], *, shell: bool = False
     ) -> int:
-        """Plane pixels whose ray passes through any of ``tissues``.
+        """Plane pixels whose ray passes through ``tissues`` (see :func:`silhouette_area`)."""
+        return silhouette_area(self.scene, self.view, tissues, shell=shell)
 
-        With ``shell=True`` the one-voxel shell around the tissues counts too (the region the
-        oracle treats as target, see :mod:`tfgym.oracle`).
-        """
-        key = (tuple(sorted(set(tissues))), shell)
-        if key not in self._areas:
-            self._areas[key] = int(self._hit[:, class_mask(key[0], shell=shell)].any(axis=1).sum())
-        return self._areas[key]
+    @property
+    def device(self) -> Any:
+        """The torch device of the dense path (imports torch)."""
+        import torch
 
-    @torch.no_grad()
-    def render(self, luts: np.ndarray | torch.Tensor) -> RenderBatch:
+        return torch.device(self.device_name)
+
+    def render(self, luts: Any) -> RenderBatch:
         """Render a batch of LUTs.
 
         Args:
             luts: ``(batch, n_gradient_bins, n_intensity_bins, 4)`` RGBA in [0, 1] (or a
-                single LUT without the batch axis).
+                single LUT without the batch axis); a numpy array, or a torch tensor.
 
         Returns:
             The :class:`RenderBatch`.
         """
-        if self._use_kernel and not isinstance(luts, torch.Tensor):
+        if self._use_kernel and not type(luts).__module__.startswith("torch"):
             return self._render_kernel(np.asarray(luts, dtype=np.float32))
-        lut = torch.as_tensor(luts, dtype=torch.float32, device=self.device)
-        lut = self._check_luts(lut)
-        lut = lut.reshape(lut.shape[0], -1, 4).clamp(0.0, 1.0)
-        limit = MAX_CHUNK_ELEMENTS.get(self.device.type, MAX_CHUNK_ELEMENTS["cpu"])
-        chunk = max(1, limit // (self.depth * self.plane_pixels))
-        parts = [self._render_chunk(lut[i : i + chunk]) for i in range(0, lut.shape[0], chunk)]
-        rgb, alpha, contrib = (torch.cat(p, 0) for p in zip(*parts, strict=True))
-        rgb_u8 = (rgb * 255.0 + 0.5).clamp(0, 255).to(torch.uint8)
-        return RenderBatch(
-            rgb=rgb_u8.cpu().numpy(),
-            alpha=alpha.cpu().numpy(),
-            class_contrib=contrib.cpu().numpy().reshape(-1, N_LABELS, 32),
-        )
+        import torch
 
-    def _check_luts(self, lut: LutT) -> LutT:
+        with torch.no_grad():
+            lut = torch.as_tensor(luts, dtype=torch.float32, device=self.device)
+            lut = self._check_luts(lut)
+            lut = lut.reshape(lut.shape[0], -1, 4).clamp(0.0, 1.0)
+            limit = MAX_CHUNK_ELEMENTS.get(self.device.type, MAX_CHUNK_ELEMENTS["cpu"])
+            chunk = max(1, limit // (self.depth * self.plane_pixels))
+            parts = [self._render_chunk(lut[i : i + chunk]) for i in range(0, lut.shape[0], chunk)]
+            rgb, alpha, contrib = (torch.cat(p, 0) for p in zip(*parts, strict=True))
+            rgb_u8 = (rgb * 255.0 + 0.5).clamp(0, 255).to(torch.uint8)
+            return RenderBatch(
+                rgb=rgb_u8.cpu().numpy(),
+                alpha=alpha.cpu().numpy(),
+                class_contrib=contrib.cpu().numpy().reshape(-1, N_LABELS, 32),
+                view=self.view,
+            )
+
+    def _check_luts(self, lut: Any) -> Any:
         if lut.ndim == 3:
             lut = lut[None]
         expected = (*self.scene.ranges.shape, 4)
@@ -389,12 +349,12 @@ class Renderer:
         # Small jobs (the env step) never touch numba's thread pool: even asking for its
         # size starts it, and its spinning threads cost vector envs 4x on 2 cores.
         if lut.shape[0] * self._ray_bins.size < PARALLEL_MIN_VOXELS:
-            planes, contrib = _composite_serial(*args)
+            planes, contrib = composite_serial(*args)
         else:  # whole TFs per job when there are enough, else blocks of rays too
             n_blocks = max(1, -(-4 * numba.get_num_threads() // lut.shape[0]))
-            planes, contrib = _composite_jobs(*args, n_blocks)
+            planes, contrib = composite_jobs(*args, n_blocks)
         planes = planes.reshape(-1, self.rows, self.cols, 4)
-        resample = _resample_parallel if len(planes) >= 4 else _resample_serial
+        resample = resample_parallel if len(planes) >= 4 else resample_serial
         img = resample(planes, *self._ry_band, *self._rx_band)  # (b, H, W, 4)
         rgb = np.clip(img[..., :3] * 255.0 + 0.5, 0, 255).astype(np.uint8)
         alpha = np.clip(img[..., 3], 0.0, 1.0)
@@ -402,9 +362,12 @@ class Renderer:
             rgb=rgb,
             alpha=alpha,
             class_contrib=contrib.astype(np.float32).reshape(-1, N_LABELS, 32),
+            view=self.view,
         )
 
     def _render_chunk(self, lut: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        import torch
+
         b, depth, n = lut.shape[0], self.depth, self.rows * self.cols
         bins, order, ends, shade, ry, rx = self._dense_tensors()
         alpha_lut = lut[..., 3].clamp(max=1.0 - 1e-6)

@@ -23,6 +23,7 @@ bone; calcified or contrast-filled soft tissue counts as bone too.
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,8 @@ from tfgym.histogram import (
     joint_histogram,
 )
 from tfgym.phantoms import HELDOUT_PHANTOMS, TRAIN_PHANTOMS, make_phantom
-from tfgym.volume import Tissue, Volume, bundled_scan_path, load_volume, resample_volume
+from tfgym.volume import Tissue, Volume, resample_volume
+from tfgym.volume_io import bundled_scan_path, load_volume
 
 __all__ = [
     "DEFAULT_WORKING_SIZE",
@@ -87,11 +89,34 @@ class Scene:
     observation: np.ndarray
     labels_approximate: bool
 
+    def __repr__(self) -> str:
+        """One line: name, working shape, voxel size, histogram bins, label source."""
+        shape = "x".join(map(str, self.volume.shape))
+        labels = "approximate labels" if self.labels_approximate else "true labels"
+        return (
+            f"Scene({self.name!r}, {shape} voxels of {self.voxel_size:.3g} mm, "
+            f"{self.ranges.n_intensity_bins}x{self.ranges.n_gradient_bins} histogram bins, "
+            f"{labels})"
+        )
+
     @property
     def labels(self) -> np.ndarray:
         """Tissue labels of the working volume (uint8 ``Tissue`` values)."""
         assert self.volume.labels is not None
         return self.volume.labels
+
+    @functools.cached_property
+    def content_hash(self) -> str:
+        """``"sha256:<hex>"`` of the working volume's voxels, shape and spacing.
+
+        Two scenes with the same hash show the same voxels at the same working size, so a
+        preference labeled on one rebuilds exactly the same observation on the other.
+        """
+        data = np.ascontiguousarray(self.volume.data)
+        digest = hashlib.sha256()
+        digest.update(repr((data.dtype.str, data.shape, tuple(self.volume.spacing))).encode())
+        digest.update(data.tobytes())
+        return f"sha256:{digest.hexdigest()}"
 
     @property
     def voxel_size(self) -> float:

@@ -40,8 +40,10 @@ __all__ = [
     "TransferFunction",
     "action_to_vertices",
     "color_ramp",
+    "luts_from_actions",
     "polygon_coverage",
     "polygon_coverage_batch",
+    "validate_actions",
 ]
 
 SUBROWS = 4
@@ -107,6 +109,70 @@ def action_to_vertices(action: np.ndarray, n_vertices: int | None = None) -> np.
         bad = np.flatnonzero(~np.isfinite(a)).tolist()
         raise ValueError(f"action contains NaN or inf at positions {bad}: {a.tolist()}")
     return np.clip(a, -1.0, 1.0).reshape(-1, 2)
+
+
+def validate_actions(actions: np.ndarray, n_vertices: int) -> np.ndarray:
+    """Validate a batch of flat actions once and clip it to ``[-1, 1]``.
+
+    Args:
+        actions: ``(batch, 2 * n_vertices)`` (a single ``(2 * n_vertices,)`` action is a
+            batch of one).
+        n_vertices: the polygon's vertex count.
+
+    Returns:
+        float32 ``(batch, 2 * n_vertices)`` in ``[-1, 1]``.
+
+    Raises:
+        ValueError: wrong shape or NaN/inf values (the message names the rows).
+
+    Example:
+        >>> validate_actions(np.array([0.0, 2.0, -1.0, 0.5, 1.0, -3.0]), 3)
+        array([[ 0. ,  1. , -1. ,  0.5,  1. , -1. ]], dtype=float32)
+    """
+    if n_vertices < 3:
+        raise ValueError(f"n_vertices must be at least 3, got {n_vertices}")
+    a = np.asarray(actions, dtype=np.float64)
+    if a.ndim == 1:
+        a = a[None]
+    if a.ndim != 2 or a.shape[1] != 2 * n_vertices:
+        raise ValueError(
+            f"actions must have shape (batch, {2 * n_vertices}) (x1, y1, x2, y2, ... of "
+            f"{n_vertices} vertices), got {np.shape(actions)}"
+        )
+    finite = np.isfinite(a)
+    if not finite.all():
+        rows = np.flatnonzero(~finite.all(axis=1))
+        where = f"row {rows[0]}" if len(a) > 1 else "the action"
+        bad = np.flatnonzero(~finite[rows[0]]).tolist()
+        raise ValueError(
+            f"action contains NaN or inf ({where}, positions {bad}): {a[rows[0]].tolist()}"
+        )
+    return np.clip(a, -1.0, 1.0).astype(np.float32)
+
+
+def luts_from_actions(
+    actions: np.ndarray,
+    ranges: HistogramRanges,
+    *,
+    opacity: float = 0.8,
+    color_scheme: str = "bone",
+) -> np.ndarray:
+    """The RGBA lookup tables of a batch of validated actions (see :func:`validate_actions`).
+
+    Equal, bin for bin, to ``TransferFunction.from_action(a, ...).lut(ranges)`` of each
+    action, without building the objects (the env step's fast path).
+
+    Returns:
+        float32 ``(batch, n_gradient_bins, n_intensity_bins, 4)`` in [0, 1].
+    """
+    acts = np.asarray(actions, dtype=np.float64)
+    verts = acts.reshape(len(acts), -1, 2)
+    scale = np.array([ranges.n_intensity_bins, ranges.n_gradient_bins]) / 2.0
+    coverage = polygon_coverage_batch((verts + 1.0) * scale, ranges.shape)
+    out = np.empty((len(acts), *ranges.shape, 4), dtype=np.float32)
+    out[..., :3] = color_ramp(color_scheme, ranges.n_intensity_bins)[None, None]
+    out[..., 3] = opacity * coverage
+    return out
 
 
 @numba.njit(cache=True)
@@ -253,6 +319,24 @@ class TransferFunction:
         """Build from a flat action ``x1, y1, x2, y2, ...`` (clipped, NaN rejected)."""
         return cls(vertices=_vertices_tuple(action_to_vertices(action)), **kwargs)
 
+    @classmethod
+    def from_valid_action(
+        cls, action: np.ndarray, *, opacity: float = 0.8, color_scheme: str = "bone"
+    ) -> TransferFunction:
+        """Build from an action that :func:`validate_actions` returned, without checking again.
+
+        The fast path of batch scoring, where every action was validated and clipped once on
+        entry; ``opacity`` and ``color_scheme`` must be valid too. Use :meth:`from_action` for
+        anything else.
+        """
+        tf = object.__new__(cls)
+        v = np.asarray(action, dtype=np.float64).reshape(-1, 2).tolist()
+        object.__setattr__(tf, "vertices", tuple((x, y) for x, y in v))
+        object.__setattr__(tf, "opacity", opacity)
+        object.__setattr__(tf, "color_scheme", color_scheme)
+        object.__setattr__(tf, "ranges", None)
+        return tf
+
     @property
     def action(self) -> np.ndarray:
         """The flat float32 action of this TF."""
@@ -333,21 +417,3 @@ class TransferFunction:
             return cls.from_json(p.read_text())
         except (ValueError, TypeError) as e:
             raise ValueError(f"{p}: {e}") from e
-
-    def to_vtk_image(
-        self, ranges: HistogramRanges, *, scalar_range: tuple[float, float], voxel_size: float
-    ) -> Any:
-        """The VTK 2D transfer function image (``vtkImageData``) of this TF.
-
-        Args:
-            ranges: histogram ranges of the scene the TF is applied to.
-            scalar_range: ``(min, max)`` of the volume VTK renders (its TF's x axis).
-            voxel_size: mean voxel spacing in mm of that volume (VTK's gradient is per voxel).
-
-        See :func:`tfgym.vtk_render.export_tf_to_vtk` for the axis mapping.
-        """
-        from tfgym.vtk_render import export_tf_to_vtk
-
-        return export_tf_to_vtk(
-            self.lut(ranges), ranges, scalar_range=scalar_range, voxel_size=voxel_size
-        )

@@ -41,10 +41,7 @@ How tfgym's conventions map onto VTK's (measured on VTK 9.7, see ``tests/test_vt
 
 from __future__ import annotations
 
-import os
-import sys
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -52,6 +49,18 @@ import numpy as np
 from tfgym.histogram import HistogramRanges
 from tfgym.views import AMBIENT, DIFFUSE, VIEWS, view_vectors
 from tfgym.volume import Volume
+from tfgym.vtk_export import (
+    MIN_TABLE_SIZE,
+    SCALARS_NAME,
+    check_lut,
+    export_tf_to_vtk,
+    load_pyvista,
+    load_vtk,
+    table_image,
+    table_indices,
+    volume_to_vtk,
+    vtk_tf_table,
+)
 
 __all__ = [
     "VIEWS",
@@ -65,51 +74,7 @@ __all__ = [
 ]
 
 INTERPOLATIONS = ("nearest", "linear")
-SCALARS_NAME = "intensity"
 _HALF_STEP_BACK = "g_rayOrigin -= 0.5 * g_dirStep;"  # GLSL, see _volume_actor
-MIN_TABLE_SIZE = 1024  # VTK resamples 2D TF images smaller than this (or not powers of two)
-
-
-def _vtk() -> Any:
-    """Import VTK's rendering modules (lazily); headless Linux renders through EGL."""
-    if sys.platform.startswith("linux") and not (
-        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-    ):
-        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
-    try:
-        # importing the OpenGL modules registers VTK's OpenGL implementations
-        import vtkmodules.vtkRenderingOpenGL2
-        import vtkmodules.vtkRenderingVolumeOpenGL2  # noqa: F401
-        from vtkmodules import vtkCommonCore, vtkCommonDataModel, vtkRenderingCore
-        from vtkmodules.vtkRenderingVolume import vtkGPUVolumeRayCastMapper
-    except ImportError as e:
-        from gymnasium.error import DependencyNotInstalled
-
-        raise DependencyNotInstalled(
-            "VTK rendering needs pyvista and vtk; install them with `pip install pyvista`"
-        ) from e
-    return SimpleNamespace(
-        VTK_FLOAT=vtkCommonCore.VTK_FLOAT,
-        vtkUnsignedCharArray=vtkCommonCore.vtkUnsignedCharArray,
-        vtkImageData=vtkCommonDataModel.vtkImageData,
-        vtkRenderer=vtkRenderingCore.vtkRenderer,
-        vtkRenderWindow=vtkRenderingCore.vtkRenderWindow,
-        vtkVolume=vtkRenderingCore.vtkVolume,
-        vtkVolumeProperty=vtkRenderingCore.vtkVolumeProperty,
-        vtkGPUVolumeRayCastMapper=vtkGPUVolumeRayCastMapper,
-    )
-
-
-def _pyvista() -> Any:
-    try:
-        import pyvista
-    except ImportError as e:
-        from gymnasium.error import DependencyNotInstalled
-
-        raise DependencyNotInstalled(
-            "VTK rendering needs pyvista and vtk; install them with `pip install pyvista`"
-        ) from e
-    return pyvista
 
 
 def _view(view: str) -> tuple[np.ndarray, np.ndarray]:
@@ -128,177 +93,6 @@ class VtkRendering:
 
     rgb: np.ndarray
     alpha: np.ndarray
-
-
-def volume_to_vtk(volume: Volume) -> Any:
-    """A tfgym volume as a ``pyvista.ImageData`` (cell scalars named ``"intensity"``).
-
-    World axes are the index axes: cell ``(i, j, k)`` holds ``volume.data[k, j, i]`` and is
-    centred on ``(i * sx, j * sy, k * sz)``. Labels, if any, are added as cell array
-    ``"labels"``.
-
-    Args:
-        volume: the volume.
-
-    Returns:
-        ``pyvista.ImageData`` with ``(nx + 1, ny + 1, nz + 1)`` points.
-
-    Raises:
-        gymnasium.error.DependencyNotInstalled: pyvista is missing.
-
-    Example:
-        >>> import numpy as np
-        >>> grid = volume_to_vtk(Volume(np.zeros((3, 4, 5), np.float32), (1.5, 1.0, 2.0)))
-        >>> grid.dimensions, grid.bounds[:2]
-        ((6, 5, 4), (-1.0, 9.0))
-    """
-    pv = _pyvista()
-    nz, ny, nx = volume.shape
-    sz, sy, sx = volume.spacing
-    grid = pv.ImageData(
-        dimensions=(nx + 1, ny + 1, nz + 1),
-        spacing=(sx, sy, sz),
-        origin=(-sx / 2, -sy / 2, -sz / 2),
-    )
-    # numpy (z, y, x) C order is VTK's x-fastest order.
-    grid.cell_data[SCALARS_NAME] = np.ascontiguousarray(volume.data, dtype=np.float32).ravel()
-    if volume.labels is not None:
-        grid.cell_data["labels"] = volume.labels.ravel()
-    grid.set_active_scalars(SCALARS_NAME, preference="cell")
-    return grid
-
-
-def _table_indices(
-    ranges: HistogramRanges,
-    *,
-    scalar_range: tuple[float, float],
-    voxel_size: float,
-    size: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Row (gradient) bin per VTK texel row and column (intensity) bin per texel column."""
-    smin, smax = (float(v) for v in scalar_range)
-    if not (np.isfinite(smin) and np.isfinite(smax) and smax > smin):
-        raise ValueError(f"scalar_range must be finite and increasing, got {scalar_range}")
-    if not (np.isfinite(voxel_size) and voxel_size > 0):
-        raise ValueError(f"voxel_size must be a positive number of mm, got {voxel_size}")
-    if size < MIN_TABLE_SIZE or size & (size - 1):
-        raise ValueError(
-            f"size must be a power of two >= {MIN_TABLE_SIZE}, got {size}: VTK would resample "
-            "(and blur) any other 2D transfer function image"
-        )
-    centres = (np.arange(size) + 0.5) / size
-    value = smin + centres * (smax - smin)
-    grad_per_mm = centres * 0.25 * (smax - smin) / voxel_size
-    cols = np.floor(ranges.intensity_to_bin(value)).clip(0, ranges.n_intensity_bins - 1)
-    rows = np.floor(ranges.gradient_to_bin(grad_per_mm)).clip(0, ranges.n_gradient_bins - 1)
-    return rows.astype(np.intp), cols.astype(np.intp)
-
-
-def _check_lut(lut: np.ndarray, ranges: HistogramRanges) -> np.ndarray:
-    lut = np.asarray(lut, dtype=np.float32)
-    if lut.shape != (*ranges.shape, 4):
-        raise ValueError(
-            f"LUT must have shape (n_gradient_bins, n_intensity_bins, 4) = "
-            f"{(*ranges.shape, 4)}, got {lut.shape}"
-        )
-    return lut
-
-
-def vtk_tf_table(
-    lut: np.ndarray,
-    ranges: HistogramRanges,
-    *,
-    scalar_range: tuple[float, float],
-    voxel_size: float,
-    size: int = MIN_TABLE_SIZE,
-    sample_distance: float | None = None,
-) -> np.ndarray:
-    """Resample a tfgym LUT onto VTK's 2D transfer-function axes (pure numpy).
-
-    Column ``c`` of the result is VTK's scalar texel ``c`` (centre value
-    ``smin + (c + 0.5) / size * (smax - smin)``), row ``r`` is VTK's gradient texel ``r``
-    (centre ``(r + 0.5) / size * 0.25 * (smax - smin)`` grey values per voxel, that is
-    ``... / voxel_size`` per mm). Each texel takes the LUT entry of the tfgym bin containing
-    its centre, clamped into the edge bins.
-
-    Args:
-        lut: float RGBA ``(n_gradient_bins, n_intensity_bins, 4)`` in [0, 1].
-        ranges: the histogram ranges the LUT is defined on.
-        scalar_range: ``(min, max)`` of the volume VTK renders.
-        voxel_size: mean voxel spacing in mm of the rendered volume.
-        size: table side; a power of two >= 1024 (VTK resamples any other size).
-        sample_distance: ray step in mm; alphas are corrected from one-voxel slabs to this
-            step. ``None`` means one sample per voxel (no correction).
-
-    Returns:
-        float32 ``(size, size, 4)``; row 0 = zero gradient.
-
-    Raises:
-        ValueError: bad LUT shape, empty scalar range, bad voxel size or table size.
-
-    Example:
-        >>> r = HistogramRanges(0.0, 100.0, 10.0, 2, 2)
-        >>> lut = np.zeros((2, 2, 4), np.float32); lut[0, 1, 3] = 1.0  # high value, low grad
-        >>> t = vtk_tf_table(lut, r, scalar_range=(0.0, 100.0), voxel_size=1.0)
-        >>> float(t[0, 511, 3]), float(t[0, 512, 3]), float(t[1023, 1023, 3])
-        (0.0, 1.0, 0.0)
-    """
-    lut = _check_lut(lut, ranges)
-    rows, cols = _table_indices(ranges, scalar_range=scalar_range, voxel_size=voxel_size, size=size)
-    table = lut[rows[:, None], cols[None, :]]
-    if sample_distance is not None and sample_distance != voxel_size:
-        if not (np.isfinite(sample_distance) and sample_distance > 0):
-            raise ValueError(f"sample_distance must be positive, got {sample_distance}")
-        alpha = np.clip(table[..., 3], 0.0, 1.0)
-        table[..., 3] = 1.0 - (1.0 - alpha) ** (sample_distance / voxel_size)
-    return np.ascontiguousarray(table, dtype=np.float32)
-
-
-def _table_image(table: np.ndarray) -> Any:
-    vtk = _vtk()
-    from vtkmodules.util.numpy_support import numpy_to_vtk
-
-    image = vtk.vtkImageData()
-    image.SetDimensions(table.shape[1], table.shape[0], 1)
-    scalars = numpy_to_vtk(table.reshape(-1, 4), deep=True, array_type=vtk.VTK_FLOAT)
-    scalars.SetName("rgba")
-    image.GetPointData().SetScalars(scalars)
-    return image
-
-
-def export_tf_to_vtk(
-    lut: np.ndarray,
-    ranges: HistogramRanges,
-    *,
-    scalar_range: tuple[float, float],
-    voxel_size: float,
-    size: int = MIN_TABLE_SIZE,
-    sample_distance: float | None = None,
-) -> Any:
-    """The VTK 2D transfer-function image of a tfgym LUT.
-
-    Use it with ``vtkVolumeProperty.SetTransferFunctionMode(vtkVolumeProperty.TF_2D)`` and
-    ``SetTransferFunction2D(image)`` on a volume whose scalar range is ``scalar_range``. The
-    image's x axis spans the scalar range, its y axis VTK's gradient magnitude from 0 to a
-    quarter of the scalar range per voxel; the module docstring explains the mapping, and
-    :func:`vtk_tf_table` the resampling (the arguments are the same).
-
-    Returns:
-        ``vtkImageData`` of ``size x size x 1`` points with float RGBA point scalars.
-
-    Raises:
-        ValueError: see :func:`vtk_tf_table`.
-        gymnasium.error.DependencyNotInstalled: VTK is missing.
-    """
-    table = vtk_tf_table(
-        lut,
-        ranges,
-        scalar_range=scalar_range,
-        voxel_size=voxel_size,
-        size=size,
-        sample_distance=sample_distance,
-    )
-    return _table_image(table)
 
 
 class VtkRenderer:
@@ -330,7 +124,7 @@ class VtkRenderer:
         """Build the VTK pipeline and the offscreen window."""
         if image_size < 1:
             raise ValueError(f"image_size must be positive, got {image_size}")
-        vtk = _vtk()
+        vtk = load_vtk()
         self.volume = volume
         self.ranges = ranges
         self.image_size = int(image_size)
@@ -338,13 +132,13 @@ class VtkRenderer:
         self.scalar_range = (float(data.min()), float(data.max()))
         self.voxel_size = float(np.mean(volume.spacing))
         self.table_size = MIN_TABLE_SIZE
-        self._rows, self._cols = _table_indices(
+        self._rows, self._cols = table_indices(
             ranges,
             scalar_range=self.scalar_range,
             voxel_size=self.voxel_size,
             size=self.table_size,
         )
-        self._tf_image = _table_image(np.zeros((self.table_size,) * 2 + (4,), np.float32))
+        self._tf_image = table_image(np.zeros((self.table_size,) * 2 + (4,), np.float32))
         self._actor = _volume_actor(
             volume_to_vtk(volume),
             self._tf_image,
@@ -379,7 +173,7 @@ class VtkRenderer:
         """Upload a tfgym LUT ``(n_gradient_bins, n_intensity_bins, 4)`` as the 2D TF."""
         from vtkmodules.util.numpy_support import vtk_to_numpy
 
-        lut = _check_lut(lut, self.ranges)
+        lut = check_lut(lut, self.ranges)
         target = vtk_to_numpy(self._tf_image.GetPointData().GetScalars())
         target.reshape(self.table_size, self.table_size, 4)[:] = lut[
             self._rows[:, None], self._cols[None, :]
@@ -439,7 +233,7 @@ def _volume_actor(
     """A ``vtkVolume`` with a 2D-TF property and a GPU ray-cast mapper."""
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"unknown interpolation {interpolation!r}; valid: {INTERPOLATIONS}")
-    vtk = _vtk()
+    vtk = load_vtk()
     mapper = vtk.vtkGPUVolumeRayCastMapper()
     mapper.SetInputData(grid)
     mapper.SetScalarModeToUseCellFieldData()
@@ -546,8 +340,8 @@ def show_interactive(
     Returns:
         The ``pyvista.Plotter``.
     """
-    pv = _pyvista()
-    _vtk()
+    pv = load_pyvista()
+    load_vtk()
     voxel_size = float(np.mean(volume.spacing))
     data = volume.data
     tf_image = export_tf_to_vtk(

@@ -1,10 +1,11 @@
 """Search baselines: find a good transfer function for one scene without learning.
 
-Both searches act in ``TransferFunction-v0`` through the env's batched
-``env.unwrapped.evaluate(actions, scene=...)``: a whole population of polygons is rendered and
+Both searches score through a :class:`tfgym.scoring.SceneScorer` (the same batch scorer the
+env's ``step`` uses, with its reward backend): a whole population of polygons is rendered and
 scored in one call, so a search costs one render call per iteration, not one per action.
 The budget counts **env evaluations** (actions scored), the unit of cost that compares
-searches, policies and human labeling.
+searches, policies and human labeling. They are core utilities: preference collection finds
+its expert TFs with the same :class:`CrossEntropySearch`.
 
 * :class:`RandomSearch` -- actions drawn uniformly from the action box, in batches.
 * :class:`CrossEntropySearch` -- the cross-entropy method (CEM) over the flat action: a
@@ -15,10 +16,10 @@ Randomness comes only from the ``rng: np.random.Generator`` given to the search,
 with a freshly seeded generator is reproducible.
 
 Example:
-    >>> import gymnasium as gym
-    >>> env = gym.make("tfgym:TransferFunction-v0", scenes="headsq")
+    >>> from tfgym.scoring import SceneScorer
+    >>> scorer = SceneScorer("headsq")
     >>> cem = CrossEntropySearch(np.random.default_rng(0), population_size=8)
-    >>> result = cem.run(env, "headsq", budget=20)
+    >>> result = cem.run(scorer, budget=20)
     >>> result.n_evaluations, [s.evaluations for s in result.history]
     (20, [8, 16, 20])
     >>> bool(0.0 <= result.best_reward <= 1.0), result.best_action.shape
@@ -28,10 +29,12 @@ Example:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from tfgym.scoring import SceneScorer
 
 __all__ = ["CrossEntropySearch", "IterationStats", "RandomSearch", "SearchResult"]
 
@@ -65,6 +68,9 @@ class SearchResult:
         best_reward: its reward.
         history: one :class:`IterationStats` per iteration.
         n_evaluations: env evaluations spent (never more than the budget).
+        actions: every action scored, float32 ``(n_evaluations, dim)``, in order (only
+            with ``run(..., keep_all=True)``, else None).
+        rewards: their rewards, float64 ``(n_evaluations,)`` (likewise).
     """
 
     scene: str
@@ -72,6 +78,8 @@ class SearchResult:
     best_reward: float
     history: tuple[IterationStats, ...]
     n_evaluations: int
+    actions: np.ndarray | None = field(default=None, repr=False)
+    rewards: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def best_rewards(self) -> np.ndarray:
@@ -106,13 +114,23 @@ class _Search(ABC):
     def _update(self, actions: np.ndarray, rewards: np.ndarray) -> None:  # noqa: B027
         """Learn from a scored population (nothing to learn by default)."""
 
-    def run(self, env: Any, scene: str | None, budget: int) -> SearchResult:
-        """Search for the best action on one scene.
+    def run(
+        self,
+        scorer: SceneScorer,
+        budget: int,
+        *,
+        initial: np.ndarray | None = None,
+        keep_all: bool = False,
+    ) -> SearchResult:
+        """Search for the best action on the scorer's scene.
 
         Args:
-            env: a ``TransferFunction-v0`` env, wrapped or not.
-            scene: scene name or path; ``None`` uses the env's current scene (after ``reset``).
+            scorer: the scene's batch scorer; its backend's reward is maximised.
             budget: env evaluations to spend; the last population is shrunk to fit.
+            initial: actions ``(k, dim)`` to score first, before any proposal, e.g. a
+                hand-made TF: candidates for the best (they count towards the budget) that do
+                not move the search distribution (set ``init_mean`` for that).
+            keep_all: keep every scored action and reward in the result.
 
         Returns:
             The :class:`SearchResult`.
@@ -122,28 +140,38 @@ class _Search(ABC):
         """
         if budget < 1:
             raise ValueError(f"budget must be at least 1 env evaluation, got {budget}")
-        base = env.unwrapped
-        if scene is None:
-            if base.scene is None:
-                raise ValueError("scene=None needs an env that has been reset")
-            scene = base.scene.name
-        dim = int(np.prod(base.action_space.shape))
+        if not isinstance(scorer, SceneScorer):
+            raise TypeError(
+                f"scorer must be a tfgym.scoring.SceneScorer, got {type(scorer).__name__}; "
+                "make one with SceneScorer(scene, settings) or env.unwrapped.scorer(scene)"
+            )
+        dim = scorer.action_dim
         self._start(dim)
         best_action, best_reward = np.zeros(dim, np.float32), -np.inf
         history: list[IterationStats] = []
+        kept: list[tuple[np.ndarray, np.ndarray]] = []
         spent = 0
-        bar = _progress_bar(budget, str(scene)) if self.progress else None
+        bar = _progress_bar(budget, scorer.name) if self.progress else None
+        first = None if initial is None else np.atleast_2d(np.asarray(initial))[:budget]
         try:
             while spent < budget:
                 n = min(self.population_size, budget - spent)
-                actions = np.clip(self._propose(n, dim), -1.0, 1.0).astype(np.float32)
-                rewards, _, _ = base.evaluate(actions, scene=scene)
-                rewards = np.asarray(rewards, dtype=np.float64)
+                seeded = first is not None
+                if first is not None:
+                    proposed, first = first, None
+                else:
+                    proposed = np.clip(self._propose(n, dim), -1.0, 1.0)
+                batch = scorer.score(proposed)
+                actions, rewards = batch.actions, batch.rewards
+                n = len(actions)
                 spent += n
                 i = int(np.argmax(rewards))
                 if rewards[i] > best_reward:
                     best_action, best_reward = actions[i].copy(), float(rewards[i])
-                self._update(actions, rewards)
+                if not seeded:
+                    self._update(actions, rewards)
+                if keep_all:
+                    kept.append((actions, rewards))
                 history.append(
                     IterationStats(
                         iteration=len(history),
@@ -160,11 +188,13 @@ class _Search(ABC):
             if bar is not None:
                 bar.close()
         return SearchResult(
-            scene=str(scene),
+            scene=scorer.name,
             best_action=best_action,
             best_reward=best_reward,
             history=tuple(history),
             n_evaluations=spent,
+            actions=np.concatenate([a for a, _ in kept]) if kept else None,
+            rewards=np.concatenate([r for _, r in kept]) if kept else None,
         )
 
 
