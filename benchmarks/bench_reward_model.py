@@ -36,19 +36,19 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 import tyro
 from _common import machine_info
-from scipy.stats import spearmanr
 from tqdm import tqdm
 
-from reward_models.evaluate import heldout_records, oracle_scores, pair_accuracy, predict_batched
-from reward_models.model import model_config
-from reward_models.train import TrainConfig, train_reward_model
-from tfgym.collect import collect_multi, collect_preferences, paper_actions
+from reward_models.checkpoint import heldout_records
+from reward_models.config import TrainConfig
+from reward_models.metrics import pair_accuracy, predict_batched, spearman_rho
+from reward_models.train import train_reward_model
+from tfgym.collect import CollectConfig, collect_multi, collect_preferences, paper_actions
 from tfgym.scene import SCENE_SETS
+from tfgym.scoring import SceneScorer, ScoringSettings
 
 PARTS = ("a", "b", "c", "d", "e")
 
@@ -110,12 +110,12 @@ def _quick(args: Args) -> Args:
 
 
 class Bench:
-    """The env, the random evaluation actions of each scene with their oracle scores, data."""
+    """Scoring settings, each scene's random actions with their oracle scores, and data."""
 
     def __init__(self, args: Args) -> None:
         self.args = args
-        scenes = [args.scene, *SCENE_SETS["train"], *SCENE_SETS["heldout"]]
-        self.env = gym.make("tfgym:TransferFunction-v0", scenes=scenes, image_size=args.image_size)
+        self.settings = ScoringSettings(image_size=args.image_size)
+        self._scorers: dict[str, SceneScorer] = {}
         self._random: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
         self._records: dict[Any, list[Any]] = {}
         self._trained: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -123,14 +123,20 @@ class Bench:
     def rng(self, *key: int) -> np.random.Generator:
         return np.random.default_rng([self.args.seed, *key])
 
+    def scorer(self, scene: str) -> SceneScorer:
+        """The scene's batch scorer at the benchmark's settings (built once)."""
+        if scene not in self._scorers:
+            self._scorers[scene] = SceneScorer(scene, self.settings)
+        return self._scorers[scene]
+
     def random_set(self, scene: str) -> tuple[np.ndarray, np.ndarray, float]:
         """``(actions, oracle scores, seconds to render and score them)`` of a scene."""
         if scene not in self._random:
-            dim = self.env.unwrapped.action_space.shape[0]
+            dim = self.settings.action_dim
             salt = sum(map(ord, scene))
             acts = self.rng(1, salt).uniform(-1, 1, (self.args.n_random, dim)).astype(np.float32)
             start = time.perf_counter()
-            scores = oracle_scores(self.env, scene, acts, progress=self.args.progress)
+            scores = self.scorer(scene).oracle_scores(acts, progress=self.args.progress)
             self._random[scene] = (acts, scores, time.perf_counter() - start)
         return self._random[scene]
 
@@ -139,31 +145,30 @@ class Bench:
         if n_actions not in self._records:
             k = n_actions / 100
             rng = self.rng(2, n_actions)
+            scorer = self.scorer(self.args.scene)
             actions = paper_actions(
-                self.env,
-                self.args.scene,
+                scorer,
                 rng,
                 n_expert=round(10 * k),
                 n_shift=round(40 * k),
                 n_random=n_actions - round(10 * k) - round(40 * k),
                 expert_budget=max(256, 4 * round(10 * k)),
             )
-            self._records[n_actions] = collect_preferences(
-                self.env,
-                self.args.scene,
+            records = collect_preferences(
+                scorer,
                 actions,
                 n_pairs=self.args.pairs,
                 labeler=self.args.labeler,
                 rng=rng,
             )
+            # ids stand in for a store's: the checkpoint info names the held-out records
+            self._records[n_actions] = [replace(r, id=i) for i, r in enumerate(records)]
         return self._records[n_actions]
 
     def rho(self, model: Any, scene: str) -> float:
         acts, scores, _ = self.random_set(scene)
-        rewards = predict_batched(
-            model, self.env.unwrapped.renderer_for(scene).scene.observation, acts
-        )
-        return float(spearmanr(rewards, scores).statistic)
+        rewards = predict_batched(model, self.scorer(scene).observation, acts)
+        return spearman_rho(rewards, scores)
 
     def train(self, records: list[Any], variant: str, epochs: int | None = None) -> dict[str, Any]:
         """Train one model (once per data and settings); held-out accuracies, training time."""
@@ -174,11 +179,11 @@ class Bench:
 
     def _train(self, records: list[Any], variant: str, epochs: int | None) -> dict[str, Any]:
         config = TrainConfig(
-            epochs=epochs or self.args.epochs, model=model_config(variant), seed=self.args.seed
+            epochs=epochs or self.args.epochs, variant=variant, seed=self.args.seed
         )
         result = train_reward_model(records, config, progress=self.args.progress)
-        held = heldout_records(records, config.to_dict())
-        acc = pair_accuracy(result.model, held, env=self.env)
+        held = heldout_records(records, result.info)
+        acc = pair_accuracy(result.model, held, settings=self.settings)
         return {
             "model": result.model,
             "variant": variant,
@@ -241,14 +246,13 @@ def part_c(bench: Bench) -> list[dict[str, Any]]:
     args = bench.args
     train_scenes = SCENE_SETS["train"][:2] if args.quick else SCENE_SETS["train"]
     test_scenes = SCENE_SETS["heldout"][:1] if args.quick else SCENE_SETS["heldout"]
-    records = collect_multi(
-        bench.env,
-        train_scenes,
-        bench.rng(3),
-        pairs_per_scene=args.multi_pairs_per_scene,
+    collect = CollectConfig(
+        pairs=args.multi_pairs_per_scene,
         labeler=args.labeler,
-        progress=args.progress,
+        seed=int(bench.rng(3).integers(2**31)),
     )
+    records = collect_multi(train_scenes, collect, settings=bench.settings, progress=args.progress)
+    records = [replace(r, id=i) for i, r in enumerate(records)]
     rows = []
     for variant in args.variants:
         t = bench.train(records, variant, epochs=args.multi_epochs)
@@ -290,9 +294,6 @@ def part_d(bench: Bench) -> list[dict[str, Any]]:
 
 
 def _plot_label_efficiency(rows: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(9.0, 3.8), layout="constrained")
@@ -324,7 +325,7 @@ def _plot_label_efficiency(rows: list[dict[str, Any]], path: Path) -> None:
 
 def part_e(bench: Bench) -> list[dict[str, Any]]:
     args = bench.args
-    obs = bench.env.unwrapped.renderer_for(args.scene).scene.observation
+    obs = bench.scorer(args.scene).observation
     acts, _, oracle_seconds = bench.random_set(args.scene)
     rows = []
     for variant in args.variants:

@@ -2,22 +2,67 @@
 
 :class:`PreferenceTensors` holds every pair of a preference data set as flat arrays: the JH
 image of each distinct scene once (``observations``), and per pair the scene's row
-(``scene_index``), the two actions and the answer ``mu``. It is built from any sequence of
-records with ``.scene``, ``.action_a``, ``.action_b`` and ``.mu`` (e.g.
-:class:`tfgym.preferences.Preference`); each scene is loaded once with
-:func:`tfgym.scene.load_scene`. Splits and bootstrap resamples take an explicit
-``np.random.Generator``.
+(``scene_index``), the two actions, the answer ``mu`` and the record's store id
+(``record_ids``, -1 for a record without one). It is built from any sequence of records with
+``.scene``, ``.action_a``, ``.action_b`` and ``.mu`` (e.g.
+:class:`tfgym.preferences.Preference`), optionally ``.id`` and ``.observation``.
+
+Each scene's observation is the one its preferences were labeled on: a record that carries
+:class:`tfgym.observation.ObservationSettings` gets its scene from
+:meth:`~tfgym.observation.ObservationSettings.load_scene` (which refuses a scan changed since
+labeling); records without settings load :func:`tfgym.scene.load_scene` at the working size
+and bins that :func:`tfgym.observation.resolve_settings` picks. Splits and bootstrap
+resamples take an explicit ``np.random.Generator``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-__all__ = ["PreferenceTensors"]
+from tfgym.observation import ObservationMismatchError, ObservationSettings, resolve_settings
+from tfgym.scene import Scene, load_scene
+
+__all__ = ["PreferenceTensors", "record_scenes"]
+
+
+def record_scenes(
+    records: Sequence[Any], *, working_size: int, histogram_bins: int
+) -> dict[str, Scene]:
+    """The scene each record was labeled on, by scene name, each loaded once.
+
+    Records with ``observation`` settings rebuild (and verify) that observation; a scene
+    whose records all lack settings is loaded at ``working_size`` and ``histogram_bins``.
+
+    Raises:
+        ObservationMismatchError: a scan changed since labeling, or records of one scene
+            name labeled on different observations.
+        ValueError: an unknown scene or a missing scan file.
+    """
+    settings: dict[str, set[ObservationSettings]] = {}
+    for r in records:
+        obs = getattr(r, "observation", None)
+        settings.setdefault(str(r.scene), set())
+        if obs is not None:
+            settings[str(r.scene)].add(obs)
+    scenes = {}
+    for name, recorded in settings.items():
+        if not recorded:
+            scenes[name] = load_scene(
+                name, working_size=working_size, histogram_bins=histogram_bins
+            )
+            continue
+        loaded = [s.load_scene() for s in sorted(recorded, key=repr)]
+        if any(not np.array_equal(s.observation, loaded[0].observation) for s in loaded):
+            raise ObservationMismatchError(
+                f"the preferences of scene {name!r} were labeled on {len(loaded)} different "
+                "observations; use records of one observation per scene"
+            )
+        scenes[name] = loaded[0]
+    return scenes
 
 
 @dataclass(frozen=True)
@@ -31,15 +76,20 @@ class PreferenceTensors:
         action_a: float32 ``(n, 2 * n_vertices)`` in [-1, 1].
         action_b: float32 ``(n, 2 * n_vertices)``.
         mu: float32 ``(n,)`` answers in [0, 1] (1 = a chosen, 0.5 = tie, 0 = b chosen).
+        record_ids: int64 ``(n,)``, each pair's record id in its store, -1 for none
+            (default: all -1).
+        working_size: the working size the observations were built at, None when unknown
+            (arrays built by hand).
 
     Example:
         >>> obs = np.zeros((1, 1, 8, 8), np.uint8)
         >>> a = np.zeros((4, 8), np.float32)
         >>> data = PreferenceTensors(("s",), obs, np.zeros(4, np.int64), a, a + 0.5,
-        ...                          np.array([1, 0, 0.5, 1], np.float32))
+        ...                          np.array([1, 0, 0.5, 1], np.float32),
+        ...                          record_ids=np.array([7, 8, 9, 10]))
         >>> train, val = data.split(0.25, np.random.default_rng(0))
-        >>> len(train), len(val), data.n_ties
-        (3, 1, 1)
+        >>> len(train), len(val), data.n_ties, val.record_ids.tolist()
+        (3, 1, 1, [9])
     """
 
     scene_names: tuple[str, ...]
@@ -48,9 +98,11 @@ class PreferenceTensors:
     action_a: np.ndarray
     action_b: np.ndarray
     mu: np.ndarray
+    record_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    working_size: int | None = None
 
     def __post_init__(self) -> None:
-        """Check shapes and values."""
+        """Check shapes and values; default the record ids to -1."""
         n = len(self.mu)
         obs = self.observations
         if obs.ndim != 4 or obs.shape[1] != 1 or obs.shape[0] != len(self.scene_names):
@@ -69,6 +121,12 @@ class PreferenceTensors:
             raise ValueError("scene_index out of range of observations")
         if not np.all((self.mu >= 0) & (self.mu <= 1)):
             raise ValueError("mu must be in [0, 1] (NaN, i.e. skipped pairs, is not allowed)")
+        ids = np.asarray(self.record_ids, dtype=np.int64)
+        if ids.size == 0 and n:
+            ids = np.full(n, -1, dtype=np.int64)
+        if ids.shape != (n,):
+            raise ValueError(f"record_ids must be ({n},), got {ids.shape}")
+        object.__setattr__(self, "record_ids", ids)
 
     def __len__(self) -> int:
         return len(self.mu)
@@ -93,42 +151,62 @@ class PreferenceTensors:
         cls,
         records: Sequence[Any],
         *,
-        working_size: int = 64,
-        histogram_bins: int = 64,
+        working_size: int | None = None,
+        histogram_bins: int | None = None,
+        n_vertices: int | None = None,
         observations: dict[str, np.ndarray] | None = None,
     ) -> PreferenceTensors:
         """Arrays from preference records (skipped pairs, ``mu`` NaN, are dropped).
 
+        The working size, histogram bins and vertex count come from the records'
+        observation settings (:func:`tfgym.observation.resolve_settings`); a value given
+        here must match them, and applies to records without settings (default 64, 64).
+
         Args:
-            records: objects with ``.scene``, ``.action_a``, ``.action_b`` and ``.mu``.
-            working_size: working size at which scenes are loaded.
-            histogram_bins: JH bins per axis.
+            records: objects with ``.scene``, ``.action_a``, ``.action_b`` and ``.mu``, and
+                optionally ``.id`` and ``.observation``.
+            working_size: the working size, or None to follow the records.
+            histogram_bins: JH bins per axis, or None to follow the records.
+            n_vertices: polygon vertices, or None to follow the records (and the actions).
             observations: JH images of scenes by name, used instead of loading them.
 
         Raises:
+            ObservationMismatchError: a given value differs from the records', the records
+                disagree, or a scan changed since labeling.
             ValueError: no usable records, actions of different lengths, ``mu`` outside
                 [0, 1], or an unknown scene.
         """
-        from tfgym.scene import load_scene
-
         kept = [r for r in records if np.isfinite(float(r.mu))]
         if not kept:
             raise ValueError(f"no usable preference records ({len(records)} given, none answered)")
         lengths = {len(r.action_a) for r in kept} | {len(r.action_b) for r in kept}
         if len(lengths) != 1:
             raise ValueError(f"preference actions have different lengths: {sorted(lengths)}")
+        n_numbers = lengths.pop()
+        resolved = resolve_settings(
+            (getattr(r, "observation", None) for r in kept),
+            working_size=working_size,
+            histogram_bins=histogram_bins,
+            n_vertices=n_numbers // 2 if n_vertices is None else n_vertices,
+        )
+        if 2 * resolved["n_vertices"] != n_numbers:
+            raise ObservationMismatchError(
+                f"the preference actions have {n_numbers} numbers ({n_numbers // 2} vertices); "
+                f"n_vertices={resolved['n_vertices']} was requested"
+            )
         names = tuple(dict.fromkeys(str(r.scene) for r in kept))
         given = observations or {}
+        scenes = record_scenes(
+            [r for r in kept if str(r.scene) not in given],
+            working_size=resolved["working_size"],
+            histogram_bins=resolved["histogram_bins"],
+        )
         images = []
         for name in names:
-            if name in given:
-                image = np.asarray(given[name], dtype=np.uint8)
-            else:
-                image = load_scene(
-                    name, working_size=working_size, histogram_bins=histogram_bins
-                ).observation
-            images.append(image.reshape(1, *image.shape[-2:]))
+            image = np.asarray(given[name] if name in given else scenes[name].observation)
+            images.append(image.astype(np.uint8).reshape(1, *image.shape[-2:]))
         row = {name: i for i, name in enumerate(names)}
+        ids = [-1 if getattr(r, "id", None) is None else int(r.id) for r in kept]
         return cls(
             scene_names=names,
             observations=np.stack(images),
@@ -136,6 +214,8 @@ class PreferenceTensors:
             action_a=np.array([r.action_a for r in kept], dtype=np.float32),
             action_b=np.array([r.action_b for r in kept], dtype=np.float32),
             mu=np.array([float(r.mu) for r in kept], dtype=np.float32),
+            record_ids=np.array(ids, dtype=np.int64),
+            working_size=resolved["working_size"],
         )
 
     def subset(self, indices: np.ndarray) -> PreferenceTensors:
@@ -148,6 +228,8 @@ class PreferenceTensors:
             self.action_a[idx],
             self.action_b[idx],
             self.mu[idx],
+            self.record_ids[idx],
+            self.working_size,
         )
 
     def split(

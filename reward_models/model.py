@@ -27,13 +27,18 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from reward_models.config import (
+    PREDICT_CHUNK,
+    RM_PRESETS,
+    VARIANTS,
+    RewardModelConfig,
+    model_config,
+)
 from tfgym.transfer_function import polygon_coverage_batch
 
 __all__ = [
@@ -45,116 +50,6 @@ __all__ = [
     "action_masks",
     "model_config",
 ]
-
-VARIANTS = ("paper", "mask")
-PREDICT_CHUNK = 4096  # actions per chunk in predict (bounds the memory of the masks)
-
-
-@dataclass(frozen=True)
-class RewardModelConfig:
-    """Architecture of a :class:`RewardModel`.
-
-    Attributes:
-        variant: ``"paper"`` (JH + vertex coordinates) or ``"mask"`` (also the polygon mask).
-        histogram_bins: bins per JH axis; the JH image is ``(1, bins, bins)``.
-        n_vertices: polygon vertices; actions have ``2 * n_vertices`` numbers.
-        conv_channels: output channels of the JH branch's conv layers (each halves the size).
-        dropout: dropout probability after each conv layer (the paper's 0.5).
-        jh_pool: the JH branch's last feature map is average-pooled to ``jh_pool x jh_pool``.
-        action_hidden: hidden widths of the action MLP (its output matches the JH features).
-        head_hidden: hidden widths of the head MLP.
-        mask_channels: channels of the per-bin feature map (mask variant).
-        mask_subrows: sub-rows per bin row when rasterising the mask (mask variant).
-    """
-
-    variant: str = "paper"
-    histogram_bins: int = 64
-    n_vertices: int = 4
-    conv_channels: tuple[int, ...] = (16, 32, 32)
-    dropout: float = 0.5
-    jh_pool: int = 2
-    action_hidden: tuple[int, ...] = (64,)
-    head_hidden: tuple[int, ...] = (128,)
-    mask_channels: int = 32
-    mask_subrows: int = 2
-
-    def __post_init__(self) -> None:
-        """Validate and normalise (sequences become tuples)."""
-        for name in ("conv_channels", "action_hidden", "head_hidden"):
-            object.__setattr__(self, name, tuple(int(c) for c in getattr(self, name)))
-        if self.variant not in VARIANTS:
-            raise ValueError(f"unknown reward model variant {self.variant!r}; valid: {VARIANTS}")
-        if self.n_vertices < 3:
-            raise ValueError(f"n_vertices must be at least 3, got {self.n_vertices}")
-        if not self.conv_channels or min(self.conv_channels) < 1:
-            raise ValueError(f"conv_channels must be positive, got {self.conv_channels}")
-        smallest = self.histogram_bins // 2 ** len(self.conv_channels)
-        if self.histogram_bins < 8 or smallest < self.jh_pool or self.jh_pool < 1:
-            raise ValueError(
-                f"histogram_bins={self.histogram_bins} is too small for "
-                f"{len(self.conv_channels)} pooled conv layers and jh_pool={self.jh_pool}"
-            )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.mask_channels < 1 or self.mask_subrows < 1:
-            raise ValueError("mask_channels and mask_subrows must be at least 1")
-
-    @property
-    def action_dim(self) -> int:
-        """Action size ``2 * n_vertices``."""
-        return 2 * self.n_vertices
-
-    @property
-    def jh_features(self) -> int:
-        """Size of the JH branch's flattened output."""
-        return self.conv_channels[-1] * self.jh_pool**2
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict (for checkpoints and JSON)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RewardModelConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown reward model config fields {unknown}; valid: {sorted(known)}"
-            )
-        return cls(**d)
-
-
-RM_PRESETS: dict[str, RewardModelConfig] = {
-    "paper": RewardModelConfig(variant="paper"),
-    "mask": RewardModelConfig(variant="mask"),
-    "tiny": RewardModelConfig(
-        variant="paper", conv_channels=(4, 8), jh_pool=2, action_hidden=(16,), head_hidden=(16,)
-    ),
-    "tiny-mask": RewardModelConfig(
-        variant="mask",
-        conv_channels=(4, 8),
-        jh_pool=2,
-        action_hidden=(16,),
-        head_hidden=(16,),
-        mask_channels=4,
-    ),
-}
-
-
-def model_config(name: str, **overrides: Any) -> RewardModelConfig:
-    """A preset of :data:`RM_PRESETS` by name, with optional field overrides.
-
-    Raises:
-        ValueError: for an unknown preset name (the message lists the valid ones).
-
-    Example:
-        >>> model_config("mask", histogram_bins=32).histogram_bins
-        32
-    """
-    if name not in RM_PRESETS:
-        raise ValueError(f"unknown reward model preset {name!r}; valid: {sorted(RM_PRESETS)}")
-    return RewardModelConfig(**{**RM_PRESETS[name].to_dict(), **overrides})
 
 
 def action_masks(actions: np.ndarray, histogram_bins: int, *, subrows: int = 2) -> np.ndarray:
@@ -320,7 +215,8 @@ class RewardModel(nn.Module):
     def predict(self, observation: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """Rewards of many actions on ONE scene, in eval mode (no dropout).
 
-        The JH branches run once; actions are scored in chunks of 4096.
+        The JH branches run once; actions are scored in chunks of
+        :data:`reward_models.config.PREDICT_CHUNK`.
 
         Args:
             observation: the scene's JH image, uint8 ``(1, bins, bins)`` or ``(bins, bins)``.

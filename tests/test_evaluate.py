@@ -1,54 +1,57 @@
-"""Reward-model evaluation: metrics, figures and ``tfgym eval-rm`` on a tiny trained model."""
+"""Reward-model evaluation: metrics, figures and checkpoint evaluation on a tiny trained model."""
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import replace
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import pytest
 
-from reward_models.evaluate import (
-    OracleScorer,
-    add_eval_command,
-    corner_point_figure,
-    evaluate_reward_model,
-    heldout_records,
-    pair_accuracy,
-    reward_histogram_figure,
-    spearman_random,
-    tf_grid_figure,
-)
-from reward_models.model import model_config
-from reward_models.train import TrainConfig, save_checkpoint, train_reward_model
-from tfgym.collect import collect_preferences, paper_actions
+from reward_models.checkpoint import CheckpointError, heldout_records
+from reward_models.config import EvalConfig, TrainConfig
+from reward_models.evaluate import evaluate_checkpoint, evaluate_reward_model
+from reward_models.figures import corner_point_figure, reward_histogram_figure, tf_grid_figure
+from reward_models.metrics import OracleScorer, pair_accuracy, spearman_random
+from reward_models.train import train_reward_model
+from tests.test_reward_model import simulated_preferences
 from tfgym.oracle import reference_action
 from tfgym.preferences import PreferenceStore
+from tfgym.scoring import SceneScorer, ScoringSettings
+from tfgym.search import CrossEntropySearch
 
 SCENE = "phantom-00"
 IMAGE_SIZE = 32  # small renderings: the oracle score is cheap, the ranking much the same
+PNGS = ["corner_points.png", "reward_histogram.png", "reward_vs_oracle.png", "tf_grid.png"]
+
+
+def paper_like_actions(scorer: SceneScorer, rng: np.random.Generator) -> np.ndarray:
+    """10 good actions (a small CEM), 40 shifted copies of them and 50 random ones."""
+    start = reference_action(scorer.scene)[None]
+    cem = CrossEntropySearch(rng, population_size=16).run(scorer, 64, initial=start, keep_all=True)
+    assert cem.actions is not None and cem.rewards is not None
+    good = cem.actions[np.argsort(-cem.rewards, kind="stable")[:10]]
+    shifted = good[rng.integers(0, 10, 40)] + rng.normal(0.0, 0.15, (40, scorer.action_dim))
+    random = rng.uniform(-1, 1, (50, scorer.action_dim))
+    return np.clip(np.concatenate([good, shifted, random]), -1, 1).astype(np.float32)
 
 
 class Setup:
-    """One env, 400 simulated preferences, and two tiny models trained on them."""
+    """One scene scorer, 400 noisy stored preferences, two tiny models trained on them."""
 
     def __init__(self) -> None:
-        self.env = gym.make("tfgym:TransferFunction-v0", scenes=SCENE, image_size=IMAGE_SIZE)
+        self.scorer = SceneScorer(SCENE, ScoringSettings(image_size=IMAGE_SIZE))
         rng = np.random.default_rng(0)
-        actions = paper_actions(self.env, SCENE, rng, expert_budget=64)
-        self.records = collect_preferences(
-            self.env, SCENE, actions, n_pairs=400, labeler="noisy", rng=rng
-        )
-        self.config = TrainConfig(epochs=15, model=model_config("tiny-mask"), seed=0)
+        actions = paper_like_actions(self.scorer, rng)
+        self.records = simulated_preferences(self.scorer, actions, 400, rng, labeler="noisy")
+        self.config = TrainConfig(epochs=15, variant="tiny-mask", seed=0)
         self.result = train_reward_model(self.records, self.config, progress=False)
         self.model = self.result.model
         mus = np.random.default_rng(1).permutation([r.mu for r in self.records])
         shuffled = [replace(r, mu=float(m)) for r, m in zip(self.records, mus, strict=True)]
         self.shuffled = train_reward_model(shuffled, self.config, progress=False).model
-        self.scene = self.env.unwrapped.renderer_for(SCENE).scene
+        self.held = heldout_records(self.records, self.result.info)
 
 
 @pytest.fixture(scope="module")
@@ -65,19 +68,19 @@ def _png_size(path: Path) -> tuple[int, int]:
     return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
-def test_heldout_records_replay_the_training_split(setup):
-    held = heldout_records(setup.records, setup.config.to_dict())
+def test_heldout_records_are_the_validation_pairs(setup):
     val = setup.result.validation
-    assert len(held) == len(val) == 40
-    np.testing.assert_array_equal(np.array([r.action_a for r in held], np.float32), val.action_a)
-    np.testing.assert_array_equal(np.array([r.mu for r in held], np.float32), val.mu)
-    with pytest.raises(ValueError, match="no validation split"):
-        heldout_records(setup.records, {"seed": 0, "val_fraction": 0.0})
+    assert len(setup.held) == len(val) == 40
+    np.testing.assert_array_equal(
+        np.array([r.action_a for r in setup.held], np.float32), val.action_a
+    )
+    np.testing.assert_array_equal(np.array([r.mu for r in setup.held], np.float32), val.mu)
+    assert [r.id for r in setup.held] == val.record_ids.tolist()
 
 
 def test_pair_accuracy_counts_and_ranges(setup):
-    held = heldout_records(setup.records, setup.config.to_dict())
-    out = pair_accuracy(setup.model, held, env=setup.env)
+    held = setup.held
+    out = pair_accuracy(setup.model, held, settings=setup.scorer.settings)
     assert out["n_pairs"] == len(held)
     assert out["n_unambiguous"] == sum(r.mu != 0.5 for r in held)
     assert 0 < out["n_oracle"] <= out["n_unambiguous"]
@@ -86,28 +89,27 @@ def test_pair_accuracy_counts_and_ranges(setup):
         assert 0.0 <= out[key] <= 1.0, key
     # the noisy labeler agrees with its own oracle far more often than chance
     assert out["labeler_vs_oracle"] > 0.7
-    assert np.isnan(pair_accuracy(setup.model, [], env=setup.env)["accuracy_labeler"])
+    empty = pair_accuracy(setup.model, [], settings=setup.scorer.settings)
+    assert empty["n_pairs"] == 0 and np.isnan(empty["accuracy_labeler"])
 
 
 def test_oracle_as_model_is_the_ceiling(setup):
-    oracle = OracleScorer(setup.env, SCENE)
-    acc = pair_accuracy(oracle, setup.records[:50], env=setup.env)
-    assert acc["accuracy_oracle"] == 1.0  # the oracle always agrees with itself
-    rho, rewards, scores = spearman_random(
-        oracle, setup.env, SCENE, np.random.default_rng(3), n=128
-    )
+    oracle = OracleScorer(setup.scorer)
+    acc = pair_accuracy(oracle, setup.records[:50], settings=setup.scorer.settings)
+    assert acc["accuracy_oracle"] == 1.0 and acc["accuracy_oracle_all"] == 1.0
+    rho, rewards, scores = spearman_random(oracle, setup.scorer, np.random.default_rng(3), n=128)
     assert rho == pytest.approx(1.0)
     np.testing.assert_allclose(rewards, scores)
     with pytest.raises(ValueError, match="not the joint histogram"):
-        oracle.predict(np.zeros_like(setup.scene.observation), np.zeros((1, 8)))
+        oracle.predict(np.zeros_like(setup.scorer.observation), np.zeros((1, 8)))
 
 
 def test_trained_model_ranks_better_than_shuffled_labels(setup):
     rho, rewards, scores = spearman_random(
-        setup.model, setup.env, SCENE, np.random.default_rng(4), n=400
+        setup.model, setup.scorer, np.random.default_rng(4), n=400
     )
     rho_shuffled, _, scores_2 = spearman_random(
-        setup.shuffled, setup.env, SCENE, np.random.default_rng(4), n=400
+        setup.shuffled, setup.scorer, np.random.default_rng(4), n=400
     )
     assert rewards.shape == scores.shape == (400,)
     np.testing.assert_array_equal(scores, scores_2)  # same rng: the same random actions
@@ -118,13 +120,13 @@ def test_trained_model_ranks_better_than_shuffled_labels(setup):
 
 
 def test_figures_render_to_png(setup, tmp_path):
-    good = reference_action(setup.scene)
+    good = reference_action(setup.scorer.scene)
     rng = np.random.default_rng(5)
     figures = {
         "hist": reward_histogram_figure(rng.normal(size=500), marks={"good": 1.0}),
-        "corner": corner_point_figure(setup.model, setup.scene, good, grid=8),
+        "corner": corner_point_figure(setup.model, setup.scorer.scene, good, grid=8),
         "grid": tf_grid_figure(
-            setup.model, setup.env, SCENE, rng.uniform(-1, 1, (12, 8)).astype(np.float32)
+            setup.model, setup.scorer, rng.uniform(-1, 1, (12, 8)).astype(np.float32)
         ),
     }
     for name, fig in figures.items():
@@ -139,13 +141,11 @@ def test_figures_render_to_png(setup, tmp_path):
     assert len(rewards) == 12 and rewards == sorted(rewards, reverse=True)
 
 
-def test_evaluate_reward_model_writes_everything(setup, tmp_path):
-    held = heldout_records(setup.records, setup.config.to_dict())
+def test_evaluate_reward_model_writes_what_it_returns(setup, tmp_path):
     metrics = evaluate_reward_model(
         setup.model,
-        setup.env,
-        SCENE,
-        held,
+        setup.scorer,
+        setup.held,
         np.random.default_rng(6),
         out_dir=tmp_path / "eval",
         log_dir=tmp_path / "tb",
@@ -154,70 +154,60 @@ def test_evaluate_reward_model_writes_everything(setup, tmp_path):
     )
     on_disk = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert on_disk == metrics
-    assert -1 <= metrics["spearman_rho"] <= 1 and metrics["n_random"] == 200
-    assert metrics["reward_min"] <= metrics["reward_mean"] <= metrics["reward_max"]
-    assert 0.0 <= metrics["good_tf_reward_percentile"] <= 100.0
-    assert metrics["n_pairs"] == len(held)
-    for name in ("reward_histogram", "corner_points", "tf_grid", "reward_vs_oracle"):
-        assert (tmp_path / "eval" / f"{name}.png").stat().st_size > 10_000
+    # the same rng draws the same random actions as spearman_random
+    rho, rewards, _ = spearman_random(setup.model, setup.scorer, np.random.default_rng(6), n=200)
+    assert metrics["spearman_rho"] == pytest.approx(rho)
+    assert metrics["reward_mean"] == pytest.approx(rewards.mean())
+    accuracy = pair_accuracy(setup.model, setup.held, settings=setup.scorer.settings)
+    for key, value in accuracy.items():
+        assert metrics[key] == (None if np.isnan(value) else pytest.approx(value)), key
+    assert sorted(Path(p).name for p in metrics["files"].values()) == PNGS
+    for name in PNGS:
+        assert (tmp_path / "eval" / name).stat().st_size > 10_000
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tfgym")
-    add_eval_command(parser.add_subparsers(dest="command", required=True))
-    return parser
+def test_evaluate_oracle_scorer_scores_perfectly(setup, tmp_path):
+    metrics = evaluate_reward_model(
+        OracleScorer(setup.scorer),
+        setup.scorer,
+        setup.held,
+        np.random.default_rng(7),
+        out_dir=tmp_path,
+        n_random=64,
+        grid=4,
+    )
+    assert metrics["accuracy_oracle"] == 1.0 and metrics["spearman_rho"] == pytest.approx(1.0)
+    assert metrics["good_tf_reward"] == pytest.approx(
+        setup.scorer.oracle_scores(np.array([metrics["good_tf_action"]]))[0]
+    )
 
 
-def test_eval_command_end_to_end(setup, tmp_path, capsys):
+def test_evaluate_checkpoint_end_to_end(setup, tmp_path):
     db = tmp_path / "prefs.sqlite"
     with PreferenceStore(db) as store:
         store.add_many(setup.records)
         records = store.records()
     trained = train_reward_model(records, setup.config, progress=False)
-    ckpt = save_checkpoint(tmp_path / "rm.pt", trained.model, setup.config)
+    ckpt = trained.save(tmp_path / "rm.pt")
+    config = EvalConfig(n_random=200, grid=4, image_size=IMAGE_SIZE)
     out = tmp_path / "eval"
-    argv = ["eval-rm", "--model", str(ckpt), "--db", str(db), "--scene", SCENE, "--out", str(out)]
-    argv += ["--n-random", "200", "--image-size", str(IMAGE_SIZE), "--no-progress"]
-    args = _parser().parse_args(argv)
-    assert args.func(args) == 0
-    assert "Spearman rho" in capsys.readouterr().out
-    metrics = json.loads((out / "metrics.json").read_text())
+    extra = replace(records[0], id=None)  # a record added since: not held out
+    metrics = evaluate_checkpoint(ckpt, [extra, *reversed(records)], SCENE, config, out_dir=out)
     assert metrics["n_pairs"] == len(trained.validation) == 40
-    assert sorted(p.name for p in out.glob("*.png")) == [
-        "corner_points.png",
-        "reward_histogram.png",
-        "reward_vs_oracle.png",
-        "tf_grid.png",
-    ]
-
-    missing = _parser().parse_args([*argv[:4], str(tmp_path / "nope.sqlite"), *argv[5:]])
-    with pytest.raises(FileNotFoundError, match="preference store not found"):
-        missing.func(missing)
-    other = _parser().parse_args([*argv[:5], "--scene", "phantom-01", *argv[7:]])
-    with pytest.raises(ValueError, match="no heldout preferences of scene 'phantom-01'"):
-        other.func(other)
-
-
-def test_eval_command_user_errors_exit_2(setup, tmp_path, capsys):
-    from tfgym import cli
-
-    try:
-        cli.main(["eval-rm", "--help"])
-    except SystemExit as e:
-        if e.code != 0:
-            pytest.skip("eval-rm is not registered in tfgym.cli yet")
-    capsys.readouterr()
-    db = tmp_path / "prefs.sqlite"
-    with PreferenceStore(db) as store:
-        store.add_many(setup.records[:10])
-    code = cli.main(
-        ["eval-rm", "--model", str(tmp_path / "none.pt"), "--db", str(db), "--scene", SCENE]
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+    assert sorted(p.name for p in out.glob("*.png")) == PNGS
+    all_pairs = evaluate_checkpoint(
+        ckpt, records, SCENE, replace(config, pairs="all"), out_dir=tmp_path / "all"
     )
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2
-    assert len(err) == 1 and err[0].startswith("tfgym eval-rm: error: ")
-    assert "checkpoint not found" in err[0]
+    assert all_pairs["n_pairs"] == len(records)
+
+    with pytest.raises(ValueError, match="no heldout preferences of scene 'phantom-01'"):
+        evaluate_checkpoint(ckpt, records, "phantom-01", config, out_dir=out)
+    with pytest.raises(ValueError, match="is a scene set"):
+        evaluate_checkpoint(ckpt, records, "heldout", config, out_dir=out)
+    with pytest.raises(CheckpointError, match="checkpoint not found"):
+        evaluate_checkpoint(tmp_path / "none.pt", records, SCENE, config, out_dir=out)
 
 
 @pytest.mark.slow
@@ -239,7 +229,10 @@ def test_bench_reward_model_quick(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     assert "(a) paper protocol" in run.stdout and "(e) speed" in run.stdout
     record = json.loads(out.read_text())
-    assert record["machine"]["cores"] >= 1
+    assert record["args"]["quick"] is True
     assert set(record["parts"]) == {"a", "d", "e"}
-    assert all(-1 <= row["rho"] <= 1 for row in record["parts"]["a"]["rows"])
+    rows_a = record["parts"]["a"]["rows"]
+    assert [r["variant"] for r in rows_a] == ["paper", "mask"]
+    assert all(r["n_pairs"] == 300 and -1 <= r["rho"] <= 1 for r in rows_a)
+    assert [r["n_pairs"] for r in record["parts"]["d"]["rows"]] == [100, 100, 300, 300]
     assert (tmp_path / "rm_label_efficiency.png").stat().st_size > 10_000

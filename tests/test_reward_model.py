@@ -1,33 +1,106 @@
-"""Tests of the Bradley-Terry reward model: loss, model, data, training and checkpoints."""
+"""Tests of the Bradley-Terry reward model: config, loss, model, data, training, checkpoints."""
 
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+from dataclasses import fields, replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from reward_models.data import PreferenceTensors
-from reward_models.loss import bradley_terry_loss
-from reward_models.model import (
-    RewardEnsemble,
-    RewardModel,
-    RewardModelConfig,
-    action_masks,
-    model_config,
-)
-from reward_models.train import (
+from reward_models.checkpoint import (
     CHECKPOINT_VERSION,
     CheckpointError,
-    TrainConfig,
+    heldout_records,
     load_checkpoint,
+    read_checkpoint_info,
     save_checkpoint,
-    train_reward_model,
 )
+from reward_models.config import EvalConfig, RewardModelConfig, TrainConfig, model_config
+from reward_models.data import PreferenceTensors
+from reward_models.loss import bradley_terry_loss
+from reward_models.model import RewardEnsemble, RewardModel, action_masks
+from reward_models.train import train_reward_model
 from tests.conftest import TINY_BINS, TINY_WORKING_SIZE
+from tfgym.observation import ObservationMismatchError, ObservationSettings
+from tfgym.oracle import make_labeler
+from tfgym.preferences import Preference, PreferenceStore
+from tfgym.scoring import SceneScorer, ScoringSettings
 
 BINS = TINY_BINS  # 16: small and fast
+REPO = Path(__file__).resolve().parents[1]
+
+
+def simulated_preferences(
+    scorer: SceneScorer,
+    actions: np.ndarray,
+    n_pairs: int,
+    rng: np.random.Generator,
+    *,
+    labeler: str = "perfect",
+) -> list[Preference]:
+    """``n_pairs`` answers of a simulated labeler among ``actions``, stored (with ids).
+
+    Each record carries the scorer's observation settings, as collection writes them.
+    """
+    scores = scorer.oracle_scores(actions)
+    i, j = rng.integers(0, len(actions), (2, 2 * n_pairs))
+    i, j = i[i != j][:n_pairs], j[i != j][:n_pairs]
+    mu = make_labeler(labeler).compare(scores[i], scores[j], rng)
+    obs = ObservationSettings.from_scene(scorer.scene, n_vertices=scorer.settings.n_vertices)
+    prefs = [
+        Preference(scorer.name, actions[a], actions[b], float(m), f"sim:{labeler}", observation=obs)
+        for a, b, m in zip(i, j, mu, strict=True)
+        if np.isfinite(m)
+    ]
+    with PreferenceStore(":memory:") as store:
+        store.add_many(prefs)
+        return store.records()
+
+
+# -- config ------------------------------------------------------------------------------------
+def test_config_imports_no_torch() -> None:
+    code = (
+        "import sys, reward_models, reward_models.config\n"
+        "reward_models.config.TrainConfig(); reward_models.EvalConfig()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("cls", [TrainConfig, EvalConfig])
+def test_every_config_field_has_one_line_help(cls) -> None:
+    for f in fields(cls):
+        text = f.metadata.get("help")
+        assert isinstance(text, str) and text and "\n" not in text, f.name
+        assert not text.endswith("."), f.name
+    flags = {f.name: f.metadata.get("flag") for f in fields(TrainConfig)}
+    assert flags["ensemble_size"] == "--ensemble" and flags["num_threads"] == "--threads"
+    assert flags["histogram_bins"] == "--bins" and flags["epochs"] is None
+
+
+def test_train_config_validation_and_architecture() -> None:
+    config = TrainConfig(variant="tiny-mask")
+    mc = config.architecture(histogram_bins=32, n_vertices=5)
+    assert (mc.variant, mc.histogram_bins, mc.n_vertices) == ("mask", 32, 5)
+    assert config.requested_bins is None and config.requested_vertices is None
+    explicit = TrainConfig(model=model_config("tiny", histogram_bins=16))
+    assert explicit.requested_bins == 16 and explicit.requested_vertices == 4
+    with pytest.raises(ValueError, match="unknown reward model preset 'huge'"):
+        TrainConfig(variant="huge")
+    with pytest.raises(ValueError, match="contradicts the model's histogram_bins=16"):
+        TrainConfig(histogram_bins=32, model=model_config("tiny", histogram_bins=16))
+    with pytest.raises(ValueError, match="pairs must be one of"):
+        EvalConfig(pairs="some")
 
 
 # -- loss ------------------------------------------------------------------------------------
@@ -170,7 +243,7 @@ def oracle_data() -> tuple[PreferenceTensors, np.ndarray, np.ndarray, np.ndarray
 
     def score(actions: np.ndarray) -> np.ndarray:
         luts = np.stack([TransferFunction.from_action(a).lut(scene.ranges) for a in actions])
-        return Oracle().evaluate(renderer.render(luts), renderer)["score"]
+        return Oracle().evaluate(renderer.render(luts), scene)["score"]
 
     actions = rng.uniform(-1, 1, (60, 8)).astype(np.float32)
     scores = score(actions)
@@ -241,14 +314,13 @@ def test_ensemble_training_uses_bootstrap_members(oracle_data, tmp_path) -> None
 
 # -- preference records ---------------------------------------------------------------------------
 def test_from_records_with_real_preferences(rng) -> None:
-    from tfgym.preferences import Preference
     from tfgym.scene import load_scene
 
     a, b = rng.uniform(-1, 1, (2, 8)).round(3)
     records = [
-        Preference("phantom-00", a, b, mu=1, labeler="sim:noisy"),
+        Preference("phantom-00", a, b, mu=1, labeler="sim:noisy", id=11),
         Preference("headsq", b, a, mu=0.5, labeler="bob"),
-        Preference("phantom-00", b, a, mu=0, labeler="sim:noisy"),
+        Preference("phantom-00", b, a, mu=0, labeler="sim:noisy", id=13),
     ]
     data = PreferenceTensors.from_records(records, working_size=32, histogram_bins=BINS)
     assert data.scene_names == ("phantom-00", "headsq")
@@ -259,9 +331,35 @@ def test_from_records_with_real_preferences(rng) -> None:
     )
     assert data.scene_index.tolist() == [0, 1, 0]
     assert data.mu.tolist() == [1.0, 0.5, 0.0]
+    assert data.record_ids.tolist() == [11, -1, 13] and data.working_size == 32
     np.testing.assert_allclose(data.action_a[0], a, rtol=1e-6)
     with pytest.raises(ValueError, match="no usable preference records"):
         PreferenceTensors.from_records([])
+    with pytest.raises(ObservationMismatchError, match=r"8 numbers \(4 vertices\); n_vertices=5"):
+        PreferenceTensors.from_records(records, working_size=32, n_vertices=5)
+
+
+def test_from_records_rebuilds_the_labeled_observation(rng) -> None:
+    scorer = SceneScorer("phantom-00", ScoringSettings(working_size=32, histogram_bins=BINS))
+    obs = ObservationSettings.from_scene(scorer.scene, n_vertices=4)
+    a, b = rng.uniform(-1, 1, (2, 8)).round(3)
+    records = [Preference("phantom-00", a, b, mu=1, labeler="t", observation=obs)]
+    data = PreferenceTensors.from_records(records)  # nothing named: the record decides
+    assert data.working_size == 32 and data.histogram_bins == BINS
+    np.testing.assert_array_equal(data.observations[0], scorer.observation)
+    changed = replace(obs, content_hash="sha256:" + "0" * 64)
+    with pytest.raises(ObservationMismatchError, match="content_hash"):
+        PreferenceTensors.from_records([replace(records[0], observation=changed)])
+
+
+def test_subsets_carry_record_ids(oracle_data) -> None:
+    data = oracle_data[0]
+    data = replace(data, record_ids=np.arange(len(data)) + 100)
+    train, val = data.split(0.2, np.random.default_rng(5))
+    assert sorted([*train.record_ids, *val.record_ids]) == list(range(100, 100 + len(data)))
+    boot = train.bootstrap(np.random.default_rng(1))
+    assert set(boot.record_ids) <= set(train.record_ids)
+    np.testing.assert_array_equal(boot.action_a, data.action_a[boot.record_ids - 100])
 
 
 def test_split_and_bootstrap_are_seeded(oracle_data) -> None:
@@ -297,6 +395,12 @@ def test_checkpoint_round_trip(variant, tmp_path, tiny_scene, rng) -> None:
         loaded_e.predict_std(tiny_scene.observation, actions),
         ensemble.predict_std(tiny_scene.observation, actions),
     )
+    info = read_checkpoint_info(path)
+    assert info.model_config == model.config and info.n_members == 1
+    assert info.train_config["model"] == model.config.to_dict()
+    assert info.validation_ids is None  # not given
+    assert info.observation == {"working_size": None, "histogram_bins": BINS, "n_vertices": 4}
+    assert read_checkpoint_info(tmp_path / "e.pt").n_members == 2
 
 
 def test_checkpoint_errors(tmp_path) -> None:
@@ -333,30 +437,89 @@ def test_checkpoint_errors(tmp_path) -> None:
     assert issubclass(CheckpointError, ValueError)
 
 
-# -- command line ----------------------------------------------------------------------------------
-def test_train_rm_command(tmp_path, rng, capsys) -> None:
-    import argparse
-
-    from reward_models.train import add_train_command
-    from tfgym.preferences import Preference, PreferenceStore
-
-    parser = argparse.ArgumentParser(prog="tfgym")
-    add_train_command(parser.add_subparsers(dest="command"))
-    db = tmp_path / "prefs.sqlite"
-    store = PreferenceStore(db)
-    actions = rng.uniform(-1, 1, (40, 2, 8)).round(3)
-    store.add_many(
-        Preference("phantom-00", a, b, mu=float(rng.choice([0, 0.5, 1])), labeler="t")
-        for a, b in actions
+def test_version_1_checkpoints_still_load(tmp_path, tiny_scene, rng) -> None:
+    torch.manual_seed(0)
+    model = RewardModel(model_config("tiny", histogram_bins=BINS))
+    state = torch.load(save_checkpoint(tmp_path / "v2.pt", model), weights_only=True)
+    del state["observation"], state["validation_ids"]
+    old_config = {"seed": 3, "val_fraction": 0.25, "working_size": 32}
+    torch.save({**state, "format_version": 1, "train_config": old_config}, tmp_path / "v1.pt")
+    loaded = load_checkpoint(tmp_path / "v1.pt")
+    actions = rng.uniform(-1, 1, (5, 8))
+    np.testing.assert_array_equal(
+        loaded.predict(tiny_scene.observation, actions),
+        model.predict(tiny_scene.observation, actions),
     )
-    store.close()
-    out = tmp_path / "rm.pt"
-    argv = ["train-rm", "--db", str(db), "--out", str(out), "--variant", "tiny-mask"]
-    argv += ["--bins", "16", "--working-size", "32", "--epochs", "2", "--no-progress"]
-    args = parser.parse_args([*argv, "--logdir", str(tmp_path / "tb")])
-    assert args.func(args) == 0
-    assert "trained 1 x tiny-mask on 36 pairs (4 held out)" in capsys.readouterr().out
-    assert load_checkpoint(out, expect={"histogram_bins": 16}).config.variant == "mask"
-    args = parser.parse_args(["train-rm", "--db", str(tmp_path / "nope.sqlite"), "--out", "x"])
-    with pytest.raises(FileNotFoundError, match="preference store not found"):
-        args.func(args)
+    info = read_checkpoint_info(tmp_path / "v1.pt")
+    assert info.format_version == 1 and info.validation_ids is None and info.observation is None
+    assert info.working_size == 32  # from the old training config
+    # without ids, the held-out records are the replayed seeded split
+    a = rng.uniform(-1, 1, (8, 8))
+    records = [Preference("headsq", x, -x, mu=1, labeler="t") for x in a]
+    order = np.random.default_rng(3).permutation(8)
+    assert heldout_records(records, info) == [records[i] for i in sorted(order[:2])]
+
+
+# -- observation settings and held-out records -----------------------------------------------
+@pytest.fixture(scope="module")
+def records_at_32() -> list[Preference]:
+    """300 stored preferences labeled at working size 32 and 16 histogram bins."""
+    scorer = SceneScorer(
+        "phantom-00", ScoringSettings(working_size=32, histogram_bins=BINS, image_size=32)
+    )
+    rng = np.random.default_rng(0)
+    actions = rng.uniform(-1, 1, (40, 8)).astype(np.float32)
+    return simulated_preferences(scorer, actions, 300, rng)
+
+
+def test_training_follows_the_labeled_observation(records_at_32, tmp_path) -> None:
+    from tfgym.scene import load_scene
+
+    config = TrainConfig(epochs=1, variant="tiny")  # neither working size nor bins named
+    result = train_reward_model(records_at_32, config, progress=False)
+    assert result.config.working_size == 32 and result.config.histogram_bins == BINS
+    assert result.model.config.histogram_bins == BINS
+    expected = load_scene("phantom-00", working_size=32, histogram_bins=BINS).observation
+    np.testing.assert_array_equal(result.train.observations[0], expected)
+    info = read_checkpoint_info(result.save(tmp_path / "rm.pt"))
+    assert info.observation == {"working_size": 32, "histogram_bins": BINS, "n_vertices": 4}
+    assert info.working_size == 32 and info.train_config["working_size"] == 32
+    assert info.format_version == CHECKPOINT_VERSION == 2
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ({"working_size": 64}, "working_size"),
+        ({"histogram_bins": 64}, "histogram_bins"),
+        ({"model": model_config("tiny")}, "histogram_bins"),  # an explicit model: 64 bins
+    ],
+)
+def test_naming_other_settings_than_labeled_raises(records_at_32, override, field) -> None:
+    labeled = 32 if field == "working_size" else BINS
+    config = TrainConfig(epochs=1, variant="tiny", **override)
+    with pytest.raises(ObservationMismatchError, match=f"{field}={labeled}.*{field}=64"):
+        train_reward_model(records_at_32, config, progress=False)
+
+
+def test_checkpoint_stores_validation_ids_for_heldout_records(records_at_32, tmp_path) -> None:
+    config = TrainConfig(epochs=1, variant="tiny", val_fraction=0.2, seed=1)
+    result = train_reward_model(records_at_32, config, progress=False)
+    info = read_checkpoint_info(result.save(tmp_path / "rm.pt"))
+    ids = result.validation.record_ids
+    assert len(ids) == round(0.2 * len(records_at_32)) and min(ids) >= 1
+    assert info.validation_ids == tuple(ids.tolist()) == result.info.validation_ids
+    # the ids decide, not the order: shuffled records and records added since
+    shuffled = list(np.random.default_rng(2).permutation(np.array(records_at_32, dtype=object)))
+    extra = replace(records_at_32[0], id=10_000)
+    held = heldout_records([extra, *shuffled], info)
+    assert sorted(r.id for r in held) == sorted(ids.tolist())
+    by_id = {r.id: r for r in records_at_32}
+    np.testing.assert_array_equal(
+        np.array([by_id[i].action_a for i in ids], np.float32), result.validation.action_a
+    )
+    with pytest.raises(ValueError, match=r"hold \d+ of the checkpoint's 60 validation pairs"):
+        heldout_records(records_at_32[:100], info)
+    none_held = train_reward_model(records_at_32, replace(config, val_fraction=0.0), progress=False)
+    with pytest.raises(ValueError, match="no validation split"):
+        heldout_records(records_at_32, none_held.info)
