@@ -1,0 +1,122 @@
+"""``tfgym scenes``, ``tfgym render`` and ``tfgym version``."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from tfgym.cli.common import CliError, add_command, quiet_native_stderr
+from tfgym.cli.options import add_config_options
+from tfgym.scoring import ScoringSettings
+
+__all__ = ["register"]
+
+RENDER_SETTINGS = (
+    "working_size",
+    "histogram_bins",
+    "image_size",
+    "view",
+    "shading",
+    "target",
+    "device",
+)
+
+
+def _version(args: argparse.Namespace) -> int:
+    from tfgym import __version__
+
+    print(f"tfgym {__version__}")
+    return 0
+
+
+def _scenes(args: argparse.Namespace) -> int:
+    from tfgym.scene import SCENE_SETS, list_scenes
+
+    scenes = list_scenes()
+    width = max(len(n) for n in scenes)
+    print(f"{'scene':<{width}}  description")
+    print(f"{'-' * width}  {'-' * 11}")
+    for name, description in scenes.items():
+        print(f"{name:<{width}}  {description}")
+    print()
+    width = max(len(n) for n in SCENE_SETS)
+    print(f"{'scene set':<{width}}  scenes")
+    print(f"{'-' * width}  {'-' * 6}")
+    for name, members in SCENE_SETS.items():
+        shown = ", ".join(members) if len(members) <= 4 else f"{members[0]} .. {members[-1]}"
+        print(f"{name:<{width}}  {len(members):>2}: {shown}")
+    print("\nAny DICOM series directory, NIfTI, NRRD or MetaImage file is a scene too.")
+    return 0
+
+
+def _scene(args: argparse.Namespace, settings: ScoringSettings) -> Any:
+    """The scene named by ``--scene`` or loaded from ``--volume``."""
+    from tfgym.scene import Scene, load_scene, resolve_scenes
+    from tfgym.volume_io import load_volume
+
+    if args.scene is not None:
+        if args.series_id is not None:
+            raise CliError("--series-id applies to --volume DICOM directories, not to --scene")
+        names = resolve_scenes(args.scene)
+        if len(names) != 1:
+            raise CliError(f"--scene {args.scene!r} is a scene set; name one scene of it")
+        return load_scene(
+            names[0], working_size=settings.working_size, histogram_bins=settings.histogram_bins
+        )
+    volume = quiet_native_stderr(load_volume, args.volume, series_id=args.series_id)
+    return Scene.from_volume(
+        volume,
+        working_size=settings.working_size,
+        histogram_bins=settings.histogram_bins,
+        name=str(args.volume),
+    )
+
+
+def _render(args: argparse.Namespace) -> int:
+    from tfgym.figures import save_png
+    from tfgym.oracle.reference import reference_action
+    from tfgym.scoring import SceneScorer
+    from tfgym.transfer_function import TransferFunction
+
+    if Path(args.out).suffix.lower() != ".png":
+        raise CliError(f"-o {args.out}: output images are PNG; use a .png file name")
+    settings = ScoringSettings(**args.command_spec.values(args, "settings"))
+    tf = None if args.tf == "reference" else TransferFunction.load(args.tf)  # fail fast
+    scene = _scene(args, settings)
+    if tf is None:
+        tf = TransferFunction.from_action(reference_action(scene, settings.target))
+    settings = replace(settings, n_vertices=len(tf.vertices))
+    batch = SceneScorer(scene, settings).score_tfs([tf], renderings=True)
+    assert batch.renderings is not None
+    out = save_png(args.out, batch.renderings.rgb[0])
+    note = " (approximate labels: intensity classes)" if scene.labels_approximate else ""
+    print(
+        f"oracle score {batch.oracle_score[0]:.3f} for target {settings.target!r}: visibility "
+        f"{batch.visibility[0]:.3f}, purity {batch.purity[0]:.3f}{note}"
+    )
+    print(f"wrote {out}")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add ``scenes``, ``version`` and ``render``."""
+    add_command(subparsers, "scenes", _scenes, help="list bundled scenes and scene sets")
+    add_command(subparsers, "version", _version, help="print the tfgym version")
+    p, command = add_command(
+        subparsers,
+        "render",
+        _render,
+        help="render one transfer function to a PNG and print its oracle score",
+        description="Render one transfer function (a JSON file, or 'reference' for the "
+        "oracle's hand-made bone TF) on a scene or scan and write a PNG.",
+    )
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--scene", help="a bundled scene name (see `tfgym scenes`)")
+    source.add_argument("--volume", help="a scan: DICOM directory, NIfTI, NRRD or MetaImage")
+    p.add_argument("--tf", required=True, help="transfer function JSON file, or 'reference'")
+    p.add_argument("-o", "--out", required=True, help="output PNG path")
+    p.add_argument("--series-id", help="DICOM Series Instance UID (directories with several)")
+    command.add_group("settings", add_config_options(p, ScoringSettings, include=RENDER_SETTINGS))
+    command.options.update(series_id="--series-id", out="-o")
