@@ -59,7 +59,7 @@ class Args:
     """Untimed steps per process after every scene is loaded."""
     n_envs: int = 2
     """Processes of the vector envs."""
-    goal: float = 300.0
+    goal: float = 1000.0
     """Target steps/s of the one-process ``gym.make`` env."""
     seed: int = 0
     """Seed of env resets and of the random actions."""

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
+import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -16,12 +19,19 @@ def _run(script: str, *args: str) -> str:
     out = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / script), *args],
         capture_output=True,
-        text=True,
+        encoding="utf-8",
         timeout=300,
         cwd=ROOT,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout
+
+
+def check_timing(t: dict, repeats: int) -> None:
+    """A ``{"median_s", "min_s", "max_s", "n"}`` record of a timed measurement."""
+    assert 1 <= t["n"] <= repeats
+    assert 0 < t["min_s"] <= t["median_s"] <= t["max_s"] < 60
+    assert all(math.isfinite(v) for v in t.values())
 
 
 def test_bench_env_smoke(tmp_path):
@@ -31,7 +41,7 @@ def test_bench_env_smoke(tmp_path):
         "--steps",
         "20",
         "--rounds",
-        "1",
+        "2",
         "--warmup",
         "2",
         "--scenes",
@@ -39,10 +49,32 @@ def test_bench_env_smoke(tmp_path):
         "--out",
         str(path),
     )
-    assert "gym.make" in stdout
     record = json.loads(path.read_text())
-    assert record["machine"]["cores"] >= 1
-    assert all(row["steps_per_second"] > 0 for row in record["results"])
+    assert record["args"]["steps"] == 20 and record["args"]["scenes"] == "headsq"
+    assert record["machine"]["cores"] == os.cpu_count()
+    assert record["machine"]["libraries"]["tfgym"] is not None
+    rows = {row["name"]: row for row in record["results"]}
+    assert list(rows) == ["unwrapped", "gym.make", "AsyncVectorEnv x2", "SubprocVecEnv x2"]
+    baselines = {"unwrapped": None, "gym.make": "unwrapped"}
+    for name, row in rows.items():
+        rates = row["rates_per_round"]
+        assert len(rates) == 2 and all(math.isfinite(r) and r > 0 for r in rates)
+        assert row["steps_per_second"] == pytest.approx(statistics.median(rates))
+        assert row["processes"] == (1 if name in baselines else 2)
+        assert row["baseline"] == baselines.get(name, "gym.make")
+        if row["baseline"] is None:
+            assert row["ratio"] is None
+        else:
+            # the ratio is that of the reported rates, and the table prints it
+            base = rows[row["baseline"]]["steps_per_second"]
+            assert row["ratio"] == pytest.approx(row["steps_per_second"] / base)
+            assert f"{row['ratio']:.2f}x vs {row['baseline']}" in stdout
+        line = next(line for line in stdout.splitlines() if line.startswith(name))
+        assert f"{row['steps_per_second']:.1f}" in line
+    assert record["goal_met"] == (
+        rows["gym.make"]["steps_per_second"] >= record["goal_steps_per_second"]
+    )
+    assert ("met" if record["goal_met"] else "MISSED") in stdout.split("goal:")[1]
 
 
 def test_bench_render_smoke(tmp_path):
@@ -68,8 +100,20 @@ def test_bench_render_smoke(tmp_path):
     )
     assert "VTK/tfgym" in stdout
     record = json.loads(path.read_text())
-    assert record["tfgym_vs_vtk"] and record["tfgym_scaling"]
     assert record["machine"]["opengl_renderer"]
+    (row,) = record["tfgym_vs_vtk"]
+    assert row["scene"] == "headsq" and max(row["shape"]) == 32
+    for key in ("tfgym", "vtk", "vtk_tf_unchanged"):
+        check_timing(row[key], repeats=2)
+    assert row["speedup_tfgym_over_vtk"] == pytest.approx(
+        row["vtk"]["median_s"] / row["tfgym"]["median_s"]
+    )
+    assert f"{row['speedup_tfgym_over_vtk']:.1f}" in stdout
+    scaling = record["tfgym_scaling"]
+    assert [(r["working_size"], r["batch"]) for r in scaling] == [(32, 1), (32, 2)]
+    for r in scaling:
+        check_timing(r["per_call"], repeats=2)
+        assert r["per_tf_s"] == pytest.approx(r["per_call"]["median_s"] / r["batch"])
 
 
 def test_bench_render_device_smoke_on_cpu(tmp_path):
@@ -90,5 +134,9 @@ def test_bench_render_device_smoke_on_cpu(tmp_path):
     )
     record = json.loads(path.read_text())
     rows = record["rows"]
-    assert len(rows) == 2
+    assert [(row["size"], row["batch"]) for row in rows] == [(32, 1), (32, 2)]
     assert all(row["max_abs_alpha_diff"] < 1e-3 for row in rows)  # torch path == kernel
+    assert all(row["max_contrib_diff_per_pixel"] < 1e-3 for row in rows)
+    for row in rows:
+        assert row["cpu_kernel_ms_per_tf"] > 0 and row["cpu_ms_per_tf"] > 0
+        assert row["speedup"] == pytest.approx(row["cpu_kernel_ms_per_tf"] / row["cpu_ms_per_tf"])

@@ -2,46 +2,43 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import replace
 
-import gymnasium as gym
 import numpy as np
 import pytest
 
+from tfgym.cli import main
 from tfgym.collect import (
     ActionSet,
-    add_collect_command,
+    CollectConfig,
     collect_multi,
     collect_preferences,
-    labeler_id,
     paper_actions,
     sample_pairs,
 )
-from tfgym.oracle import LABELER_PRESETS, SimulatedLabeler, reference_action
+from tfgym.observation import ObservationSettings
+from tfgym.oracle import LABELER_PRESETS, SimulatedLabeler, labeler_id, reference_action
 from tfgym.preferences import PreferenceStore
+from tfgym.scoring import SceneScorer, ScoringSettings
 from tfgym.transfer_function import TransferFunction
 
 SCENE = "headsq"
+SETTINGS = ScoringSettings(image_size=32, working_size=32)
 
 
 @pytest.fixture(scope="module")
-def env():
-    env = gym.make(
-        "tfgym:TransferFunction-v0", scenes=[SCENE, "phantom-00"], image_size=32, working_size=32
-    )
-    yield env
-    env.close()
+def scorer() -> SceneScorer:
+    return SceneScorer(SCENE, SETTINGS)
 
 
 @pytest.fixture(scope="module")
-def actions(env) -> ActionSet:
-    return paper_actions(env, SCENE, np.random.default_rng(0), expert_budget=128)
+def actions(scorer) -> ActionSet:
+    return paper_actions(scorer, np.random.default_rng(0), expert_budget=128)
 
 
-def scores_of(env, acts) -> np.ndarray:
-    return env.unwrapped.evaluate(np.asarray(acts), scene=SCENE)[2]["oracle_score"]
+def scores_of(scorer: SceneScorer, acts) -> np.ndarray:
+    return scorer.oracle_scores(np.asarray(acts))
 
 
 # -- action set ------------------------------------------------------------------------------
@@ -60,36 +57,35 @@ def test_paper_actions_sizes_kinds_ranges(actions):
     assert actions.mask("random").sum() == 50
 
 
-def test_experts_score_well(env, actions):
-    s = scores_of(env, actions.actions)
+def test_experts_score_well(scorer, actions):
+    s = scores_of(scorer, actions.actions)
     expert, shift, random = (s[actions.mask(k)] for k in ("expert", "shift", "random"))
-    ref = scores_of(env, reference_action(env.unwrapped.renderer_for(SCENE).scene)[None])[0]
+    ref = scores_of(scorer, reference_action(scorer.scene)[None])[0]
     assert expert.min() >= 0.85 * max(expert.max(), ref)  # all near the best found
     assert expert.mean() > random.mean() + 0.2
     assert shift.mean() > random.mean() + 0.2
     assert expert.min() > np.median(random)
 
 
-def test_paper_actions_custom_counts_and_vertices(env):
-    penta = gym.make("tfgym:TransferFunction-v0", scenes=SCENE, image_size=32, working_size=32,
-                     n_vertices=5)  # fmt: skip
+def test_paper_actions_custom_counts_and_vertices(scorer):
+    penta = SceneScorer(SCENE, replace(SETTINGS, n_vertices=5))
     a = paper_actions(
-        penta, SCENE, np.random.default_rng(1), n_expert=3, n_shift=7, n_random=5, expert_budget=32
+        penta, np.random.default_rng(1), n_expert=3, n_shift=7, n_random=5, expert_budget=32
     )
     assert a.actions.shape == (15, 10)
     assert a.kinds.count("expert") == 3 and a.kinds.count("shift") == 7
     with pytest.raises(ValueError, match="n_expert >= 1"):
-        paper_actions(env, SCENE, np.random.default_rng(0), n_expert=0)
+        paper_actions(scorer, np.random.default_rng(0), n_expert=0)
     with pytest.raises(ValueError, match="shift_scale must be > 0"):
-        paper_actions(env, SCENE, np.random.default_rng(0), shift_scale=0)
+        paper_actions(scorer, np.random.default_rng(0), shift_scale=0)
     with pytest.raises(ValueError, match="unknown action kinds"):
         ActionSet(np.zeros((2, 8)), ("expert", "guess"))
 
 
-def test_paper_actions_deterministic(env, actions):
-    again = paper_actions(env, SCENE, np.random.default_rng(0), expert_budget=128)
+def test_paper_actions_deterministic(scorer, actions):
+    again = paper_actions(scorer, np.random.default_rng(0), expert_budget=128)
     np.testing.assert_array_equal(again.actions, actions.actions)
-    other = paper_actions(env, SCENE, np.random.default_rng(1), expert_budget=128)
+    other = paper_actions(scorer, np.random.default_rng(1), expert_budget=128)
     assert not np.array_equal(other.actions, actions.actions)
 
 
@@ -107,43 +103,43 @@ def test_sample_pairs_distinct_and_unordered():
         sample_pairs(10, 46, rng)
 
 
-def test_collect_mu_values_and_determinism(env, actions):
-    prefs = collect_preferences(env, SCENE, actions, n_pairs=600, rng=np.random.default_rng(3))
+def test_collect_mu_values_and_determinism(scorer, actions):
+    prefs = collect_preferences(scorer, actions, n_pairs=600, rng=np.random.default_rng(3))
     assert len(prefs) == 600
     mus = np.array([p.mu for p in prefs])
     assert set(mus) == {0.0, 0.5, 1.0}
     assert 0.05 < np.mean(mus == 0.5) < 0.5
     assert {p.labeler for p in prefs} == {"sim:noisy"} and {p.scene for p in prefs} == {SCENE}
-    again = collect_preferences(env, SCENE, actions, n_pairs=600, rng=np.random.default_rng(3))
+    again = collect_preferences(scorer, actions, n_pairs=600, rng=np.random.default_rng(3))
     stamp = prefs[0].created
     assert [replace(p, created=stamp) for p in again] == [replace(p, created=stamp) for p in prefs]
     pairs = {tuple(sorted((p.action_a, p.action_b))) for p in prefs}
     assert len(pairs) == 600
 
 
-def test_perfect_labeler_agrees_with_oracle(env, actions):
+def test_perfect_labeler_agrees_with_oracle(scorer, actions):
     prefs = collect_preferences(
-        env, SCENE, actions.actions, n_pairs=300, labeler="perfect", rng=np.random.default_rng(4)
+        scorer, actions.actions, n_pairs=300, labeler="perfect", rng=np.random.default_rng(4)
     )
-    s_a = scores_of(env, [p.action_a for p in prefs])
-    s_b = scores_of(env, [p.action_b for p in prefs])
+    s_a = scores_of(scorer, [p.action_a for p in prefs])
+    s_b = scores_of(scorer, [p.action_b for p in prefs])
     expected = np.where(s_a > s_b, 1.0, np.where(s_a < s_b, 0.0, 0.5))
     np.testing.assert_array_equal([p.mu for p in prefs], expected)
     assert {p.labeler for p in prefs} == {"sim:perfect"}
 
 
-def test_skipping_labeler_drops_pairs(env, actions):
+def test_skipping_labeler_drops_pairs(scorer, actions):
     prefs = collect_preferences(
-        env, SCENE, actions, n_pairs=1000, labeler="distracted", rng=np.random.default_rng(5)
+        scorer, actions, n_pairs=1000, labeler="distracted", rng=np.random.default_rng(5)
     )
     assert 700 < len(prefs) < 900  # skip_rate 0.2
     assert all(p.mu in (0.0, 0.5, 1.0) for p in prefs)
     with pytest.raises(ValueError, match="unknown labeler preset 'lazy'"):
         collect_preferences(
-            env, SCENE, actions, n_pairs=10, labeler="lazy", rng=np.random.default_rng()
+            scorer, actions, n_pairs=10, labeler="lazy", rng=np.random.default_rng()
         )
     with pytest.raises(ValueError, match="cannot sample 4951 distinct pairs"):
-        collect_preferences(env, SCENE, actions, n_pairs=4951, rng=np.random.default_rng())
+        collect_preferences(scorer, actions, n_pairs=4951, rng=np.random.default_rng())
 
 
 def test_labeler_id():
@@ -154,80 +150,121 @@ def test_labeler_id():
 
 
 # -- store -----------------------------------------------------------------------------------
-def test_collect_into_store(env, actions, tmp_path):
-    ranges = env.unwrapped.renderer_for(SCENE).scene.ranges
+def test_collect_into_store(scorer, actions, tmp_path):
+    ranges = scorer.scene.ranges
     with PreferenceStore(tmp_path / "p.sqlite") as store:
         prefs = collect_preferences(
-            env, SCENE, actions, n_pairs=300, rng=np.random.default_rng(6), store=store
+            scorer, actions, n_pairs=300, rng=np.random.default_rng(6), store=store
         )
         assert [p.id for p in prefs] == list(range(1, 301))
         assert store.records() == prefs
     p = prefs[0]
     tf_a, tf_b = TransferFunction.from_dict(p.tf_a), TransferFunction.from_dict(p.tf_b)
     assert tf_a.ranges == ranges
+    assert (tf_a.opacity, tf_a.color_scheme) == (SETTINGS.opacity, SETTINGS.color_scheme)
     np.testing.assert_allclose(tf_a.action, p.action_a, atol=1e-6)
     np.testing.assert_allclose(tf_b.action, p.action_b, atol=1e-6)
 
 
-def test_collect_multi(env, tmp_path):
+def test_records_carry_the_observation_they_were_labeled_on(scorer, actions):
+    prefs = collect_preferences(scorer, actions, n_pairs=20, rng=np.random.default_rng(8))
+    expected = ObservationSettings.from_scene(scorer.scene, n_vertices=4)
+    assert {p.observation for p in prefs} == {expected}
+    obs = prefs[0].observation
+    assert (obs.scene, obs.working_size, obs.histogram_bins, obs.n_vertices) == (SCENE, 32, 64, 4)
+    assert obs.load_scene().content_hash == scorer.scene.content_hash
+
+
+def test_collect_multi():
+    config = CollectConfig(pairs=120, labeler="perfect", seed=7, expert_budget=64)
     with PreferenceStore(":memory:") as store:
-        prefs = collect_multi(
-            env,
-            [SCENE, "phantom-00"],
-            np.random.default_rng(7),
-            pairs_per_scene=120,
-            labeler="perfect",
-            store=store,
-            expert_budget=64,
-        )
+        prefs = collect_multi([SCENE, "phantom-00"], config, settings=SETTINGS, store=store)
         assert len(store) == 240 and store.scenes() == [SCENE, "phantom-00"]
     assert [p.scene for p in prefs] == [SCENE] * 120 + ["phantom-00"] * 120
+    assert {p.labeler for p in prefs} == {"sim:perfect"}
+    assert {p.observation.working_size for p in prefs} == {32}
     # each scene has its own action set
     a0 = {p.action_a for p in prefs[:120]} | {p.action_b for p in prefs[:120]}
     a1 = {p.action_a for p in prefs[120:]} | {p.action_b for p in prefs[120:]}
     assert not a0 & a1
+    # the seed decides everything
+    again = collect_multi([SCENE, "phantom-00"], config, settings=SETTINGS)
+    assert [(p.action_a, p.action_b, p.mu) for p in again] == [
+        (p.action_a, p.action_b, p.mu) for p in prefs
+    ]
+
+
+def test_collect_config_validates_before_any_work():
+    with pytest.raises(ValueError, match="pairs must be at least 1"):
+        CollectConfig(pairs=0)
+    with pytest.raises(ValueError, match="exceeds the 4950 distinct pairs of 100 actions"):
+        CollectConfig(pairs=4951)
+    with pytest.raises(ValueError, match="unknown labeler preset 'lazy'"):
+        CollectConfig(labeler="lazy")
+    with pytest.raises(ValueError, match="n_expert >= 1"):
+        CollectConfig(n_expert=0)
 
 
 # -- command line ----------------------------------------------------------------------------
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tfgym")
-    add_collect_command(p.add_subparsers(dest="command", required=True))
-    return p
-
-
 def test_collect_command_writes_db_and_jsonl(tmp_path, capsys):
     db, out = tmp_path / "prefs.sqlite", tmp_path / "out.jsonl"
     argv = ["collect", "--scene", SCENE, "--pairs", "80", "--db", str(db), "--jsonl", str(out)]
     argv += ["--seed", "1", "--image-size", "32", "--working-size", "32", "--no-progress"]
-    args = parser().parse_args(argv)
-    assert args.func(args) == 0
+    argv += ["--expert-budget", "64"]
+    assert main(argv) == 0
     text = capsys.readouterr().out
     assert f"stored 80 preferences for 1 scene(s) in {db}" in text
     assert "ties" in text and "skipped 0 (0.0% of 80 pairs)" in text
+    assert "labeler sim:noisy, working size 32" in text
     with PreferenceStore(db) as store:
         assert len(store) == 80 and {p.labeler for p in store} == {"sim:noisy"}
+        assert {p.observation.working_size for p in store} == {32}
     lines = out.read_text().splitlines()
     assert len(lines) == 80 and json.loads(lines[0])["scene"] == SCENE
     # a second run appends
-    assert args.func(args) == 0
+    assert main(argv) == 0
     with PreferenceStore(db) as store:
         assert len(store) == 160
 
 
-def test_collect_command_user_errors(tmp_path):
-    p = parser()
-    base = ["collect", "--db", str(tmp_path / "x.sqlite"), "--image-size", "32", "--no-progress"]
-    for extra, match in [
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
         (["--scene", SCENE, "--pairs", "5000"], "exceeds the 4950 distinct pairs"),
-        (["--scene", SCENE, "--labeler", "lazy"], "unknown labeler preset"),
         (["--scene", "nowhere"], "unknown scene 'nowhere'"),
-        (["--scenes", "train", "--pairs", "0"], "--pairs must be at least 1"),
-        (["--scene", SCENE, "--working-size", "4"], "at least 8"),
-    ]:
-        args = p.parse_args(base + extra)
-        with pytest.raises(ValueError, match=match):
-            args.func(args)
-    assert not (tmp_path / "x.sqlite").exists()  # nothing created on a user error
-    with pytest.raises(SystemExit) as info:  # --scene and --scenes are exclusive
-        p.parse_args([*base, "--scene", SCENE, "--scenes", "train"])
+        (["--scenes", "train", "--pairs", "0"], "pairs must be at least 1"),
+        (["--scene", SCENE, "--working-size", "4"], "--working-size must be at least 8"),
+    ],
+    ids=["too-many-pairs", "unknown-scene", "zero-pairs", "tiny-working-size"],
+)
+def test_collect_command_user_errors(tmp_path, capsys, extra, match):
+    db = tmp_path / "x.sqlite"
+    base = ["collect", "--db", str(db), "--image-size", "32", "--no-progress"]
+    assert main(base + extra) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tfgym collect: error: ")
+    assert match in err
+    assert not db.exists()  # nothing created on a user error
+
+
+def test_collect_command_errors_name_the_option(tmp_path, capsys):
+    base = ["collect", "--db", str(tmp_path / "x.sqlite"), "--no-progress", "--scene", SCENE]
+    assert main([*base, "--pairs", "0"]) == 2
+    assert main([*base, "--working-size", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "--pairs must be at least 1" in err
+    assert "--working-size must be at least 8" in err
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["--scene", SCENE, "--labeler", "lazy"], ["--scene", SCENE, "--scenes", "train"]],
+    ids=["unknown-labeler", "scene-and-scenes"],
+)
+def test_collect_command_usage_errors_exit_2(tmp_path, capsys, extra):
+    db = tmp_path / "x.sqlite"
+    with pytest.raises(SystemExit) as info:  # argparse refuses these before any work
+        main(["collect", "--db", str(db), *extra])
     assert info.value.code == 2
+    assert "tfgym collect: error:" in capsys.readouterr().err
+    assert not db.exists()

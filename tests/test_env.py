@@ -9,13 +9,15 @@ import sys
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tfgym  # noqa: F401 - registers the env
-from tfgym.backends import OracleBackend, RewardBackend
+from tfgym.backends import RewardBackend
 from tfgym.env import TransferFunctionEnv
 from tfgym.oracle import reference_action
+from tfgym.scoring import SceneScorer, ScoringSettings
 
 SCENES = ["phantom-00", "headsq"]
 
@@ -70,17 +72,36 @@ def test_gym_make_without_prior_import():
         "obs, _ = env.reset(seed=0)\n"
         "print(env.step(env.action_space.sample())[2], obs.shape)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, encoding="utf-8", check=True
+    )
     assert out.stdout.strip() == "True (1, 64, 64)"
 
 
-def test_import_is_cheap():
-    code = (
-        "import sys, tfgym\n"
-        "print(sorted(m for m in ('torch', 'pyvista', 'vtk') if m in sys.modules))"
+HEAVY = ("torch", "vtk", "pyvista", "matplotlib")
+
+
+def _heavy_modules_after(code: str) -> str:
+    code += f"\nimport sys\nprint(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, encoding="utf-8", check=True
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_import_is_cheap():
+    assert _heavy_modules_after("import tfgym") == "[]"
+
+
+def test_cpu_step_loads_no_heavy_library():
+    """The CPU renderer imports torch only for a torch device; nothing draws figures."""
+    code = (
+        "import gymnasium as gym\n"
+        "env = gym.make('tfgym:TransferFunction-v0', scenes='headsq', image_size=32)\n"
+        "env.reset(seed=0)\n"
+        "env.step(env.action_space.sample())\n"
+    )
+    assert _heavy_modules_after(code) == "[]"
 
 
 def _rollout(env: gym.Env, seed: int, n: int = 6) -> list:
@@ -151,20 +172,69 @@ def test_reference_beats_random(env):
     env.reset(options={"scene": "phantom-00"})
     ref = env.step(reference_action(env.scene))[1]
     rng = np.random.default_rng(0)
-    rewards, _, _ = env.evaluate(rng.uniform(-1, 1, (64, 8)), scene="phantom-00")
+    rewards = env.scorer("phantom-00").score(rng.uniform(-1, 1, (64, 8))).rewards
     assert ref > np.quantile(rewards, 0.9)
 
 
-def test_evaluate_batch_matches_steps(env):
+def test_scorer_batch_matches_steps(env):
     rng = np.random.default_rng(1)
     actions = rng.uniform(-1, 1, (5, 8)).astype(np.float32)
-    batch, _, info = env.evaluate(actions, scene="headsq")
-    single = []
+    batch = env.scorer("headsq").score(actions)
+    single, infos = [], []
     for a in actions:
         env.reset(options={"scene": "headsq"})
-        single.append(env.step(a)[1])
-    np.testing.assert_allclose(batch, single, rtol=1e-5, atol=1e-6)
-    assert len(info["tf"]) == 5
+        _, reward, _, _, info = env.step(a)
+        single.append(reward)
+        infos.append(info)
+    np.testing.assert_allclose(batch.rewards, single, rtol=1e-5, atol=1e-6)
+    assert len(batch.tfs) == 5
+    for i, info in enumerate(infos):
+        assert {k: v for k, v in batch.info(i).items() if k != "tf"} == pytest.approx(
+            {k: v for k, v in info.items() if k != "tf"}
+        )
+        np.testing.assert_array_equal(info["tf"].action, batch.tf(i).action)
+
+
+def test_scorer_is_cached_and_shares_the_env_settings(env):
+    scorer = env.scorer("headsq")
+    assert env.scorer("headsq") is scorer
+    assert scorer.settings is env.settings and scorer.backend is env.backend
+    assert scorer.name == "headsq" and scorer.is_oracle
+    env.reset(options={"scene": "phantom-00"})
+    assert env.scorer() is env.scorer("phantom-00")
+    with pytest.raises(gym.error.ResetNeeded, match="reset"):
+        TransferFunctionEnv(scenes="headsq").scorer()
+
+
+def test_settings_come_from_the_constructor():
+    wrapped = gym.make(
+        "tfgym:TransferFunction-v0", scenes="headsq", n_vertices=5, target="teeth", image_size=32
+    )
+    settings = wrapped.unwrapped.settings
+    assert isinstance(settings, ScoringSettings)
+    assert (settings.n_vertices, settings.target, settings.image_size) == (5, "teeth", 32)
+    assert settings.action_dim == wrapped.action_space.shape[0] == 10
+    wrapped.close()
+
+
+def test_step_info_holds_python_types(env):
+    env.reset(options={"scene": "headsq"})
+    _, reward, terminated, truncated, info = env.step(np.zeros(8, np.float32))
+    assert type(reward) is float
+    assert type(terminated) is bool and type(truncated) is bool
+    for key in ("oracle_score", "visibility", "purity"):
+        assert type(info[key]) is float, (key, type(info[key]))
+    assert type(info["labels_approximate"]) is bool
+    assert type(info["scene"]) is str
+    assert info["labels_approximate"] is True  # headsq has no labels
+
+
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason="this machine has CUDA: device='cuda' is valid"
+)
+def test_cuda_device_without_cuda_fails_at_make():
+    with pytest.raises(ValueError, match=r"device 'cuda' needs CUDA.*device='cpu'"):
+        gym.make("tfgym:TransferFunction-v0", scenes="headsq", device="cuda")
 
 
 @pytest.mark.parametrize(
@@ -213,16 +283,40 @@ _FUZZ_ENV = TransferFunctionEnv(scenes="headsq", image_size=32)
 class ConstantBackend(RewardBackend):
     name = "constant"
 
-    def reward(self, actions, render, renderer):
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[int, ...], int]] = []
+
+    def reward(self, scene, actions, renderings):
+        self.calls.append((scene.name, actions.shape, len(renderings)))
         return np.full(len(actions), 0.25)
 
 
 def test_custom_backend_and_oracle_info():
-    e = TransferFunctionEnv(scenes="headsq", reward_backend=ConstantBackend())
+    backend = ConstantBackend()
+    e = TransferFunctionEnv(scenes="headsq", reward_backend=backend)
     e.reset(seed=0)
     _, reward, _, _, info = e.step(reference_action(e.scene))
     assert reward == 0.25
     assert info["oracle_score"] > 0.5  # the oracle still scores, whatever the backend
+    assert backend.calls == [("headsq", (1, 8), 1)]  # scene, validated actions, renderings
+    assert not e.scorer().is_oracle
+
+
+def test_reward_kwargs_reach_the_backend():
+    """The oracle backend's own target (teeth) sets the reward; info keeps the env's (bone)."""
+    e = TransferFunctionEnv(scenes="phantom-00", reward_kwargs={"target": "teeth"})
+    e.reset(seed=0)
+    action = reference_action(e.scene, "bone")
+    _, reward, _, _, info = e.step(action)
+    teeth = SceneScorer("phantom-00", ScoringSettings(target="teeth")).score(action)
+    bone = SceneScorer("phantom-00").score(action)
+    assert reward == pytest.approx(float(teeth.oracle_score[0]))
+    assert info["oracle_score"] == pytest.approx(float(bone.oracle_score[0]))
+    assert info["oracle_score"] > reward + 0.1  # a bone TF: good for bone, poor for teeth
+    with pytest.raises(ValueError, match="backend options"):
+        TransferFunctionEnv(
+            scenes="headsq", reward_backend=ConstantBackend(), reward_kwargs={"target": "teeth"}
+        )
 
 
 @pytest.mark.parametrize(
@@ -247,23 +341,27 @@ def test_bad_arguments(kwargs, match):
 
 
 def test_target_changes_oracle():
-    bone = TransferFunctionEnv(scenes="phantom-00", target="bone")
-    skin = TransferFunctionEnv(scenes="phantom-00", target="skin")
+    """Each target's hand-made TF wins under its own target and loses under the other."""
+    bone = TransferFunctionEnv(scenes="phantom-00", target="bone", image_size=64)
+    skin = TransferFunctionEnv(scenes="phantom-00", target="skin", image_size=64)
     bone.reset(seed=0)
-    skin.reset(seed=0)
     ref_bone = reference_action(bone.scene, "bone")
-    ref_skin = reference_action(skin.scene, "skin")
-    assert bone.step(ref_bone)[1] > OracleBackend("bone").oracle.score(np.zeros((1, 5)), 1)[0]
-    skin.reset(seed=0)
-    bone.reset(seed=0)
-    assert skin.step(ref_skin)[1] > skin_score_of(ref_bone)
-    assert bone.step(ref_bone)[1] > 0.5
+    ref_skin = reference_action(bone.scene, "skin")
 
+    def reward(env: TransferFunctionEnv, action: np.ndarray) -> float:
+        env.reset(seed=0)
+        return env.step(action)[1]
 
-def skin_score_of(action: np.ndarray) -> float:
-    e = TransferFunctionEnv(scenes="phantom-00", target="skin")
-    e.reset(seed=0)
-    return e.step(action)[1]
+    assert reward(bone, ref_bone) > 0.5
+    assert reward(skin, ref_skin) > 0.5
+    assert reward(bone, ref_skin) < 0.3  # the skin TF hides the skull
+    # the skull's surface voxels touch soft tissue: they count as the skin target's shell,
+    # so the bone TF keeps a fair skin score (0.79 on phantom-00), below its bone score
+    assert reward(bone, ref_bone) > reward(skin, ref_bone) + 0.05
+    assert reward(skin, ref_skin) > reward(skin, ref_bone) + 0.1
+    # and the bone TF beats 95 % of random polygons under the bone target
+    random = np.random.default_rng(0).uniform(-1, 1, (200, 8))
+    assert reward(bone, ref_bone) > np.quantile(bone.scorer().score(random).rewards, 0.95)
 
 
 def test_step_leaves_numba_thread_pool_unstarted():
@@ -279,5 +377,7 @@ def test_step_leaves_numba_thread_pool_unstarted():
         "except ValueError:\n"
         "    print('unstarted')\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, encoding="utf-8", check=True
+    )
     assert out.stdout.strip() == "unstarted"

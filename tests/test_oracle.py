@@ -14,8 +14,9 @@ from tfgym.oracle import (
     reference_action,
     resolve_target,
 )
-from tfgym.renderer import Renderer
+from tfgym.renderer import Renderer, silhouette_area
 from tfgym.scene import Scene
+from tfgym.scoring import SceneScorer, ScoringSettings
 from tfgym.volume import Tissue, Volume
 
 N_SAMPLES = 20_000
@@ -239,36 +240,48 @@ def test_reference_action_needs_the_target(tiny_volume) -> None:
 
 SANITY_SCENES = [*(f"phantom-{i:02d}" for i in range(16)), "headsq"]
 N_RANDOM = 1000
+# The score does not depend on the image size (contributions are counted on the projected
+# plane), so small images keep the sanity tests fast.
+SMALL = ScoringSettings(image_size=16)
 
 
-@pytest.fixture(scope="module")
-def sanity_env():
-    """One env for all scenes. The score does not depend on the image size (contributions are
-    counted on the projected plane), so small images keep the test fast."""
-    from tfgym.env import TransferFunctionEnv
+def test_evaluate_reads_the_view_of_the_batch(tiny_scene) -> None:
+    """``Oracle.evaluate`` takes the target's silhouette from the view the batch was rendered
+    from: the same TF seen from the front and from the top gives each view's own area."""
+    lut = np.zeros((1, *tiny_scene.ranges.shape, 4), dtype=np.float32)
+    target_bins = np.unique(tiny_scene.bins[np.isin(tiny_scene.labels, TARGETS["bone"])])
+    lut.reshape(1, -1, 4)[:, target_bins, 3] = 1.0
+    areas = {}
+    for view in ("front", "top"):
+        batch = Renderer(tiny_scene, image_size=24, view=view).render(lut)
+        assert batch.view == view
+        areas[view] = silhouette_area(tiny_scene, view, TARGETS["bone"], shell=True)
+        parts = Oracle().evaluate(batch, tiny_scene)
+        expected = Oracle().components(batch.class_contrib, areas[view])
+        for key in ("visibility", "purity", "score"):
+            np.testing.assert_array_equal(parts[key], expected[key])
+        # the drawn target does not cover its shell: visibility is below its cap of 1, so
+        # it depends on the area (a wrong view's area would change it)
+        assert 0.5 < parts["visibility"][0] < 1.0
+        assert parts["purity"][0] == pytest.approx(1.0)
+    assert areas["front"] != areas["top"]  # the tiny volume is no cube
 
-    env = TransferFunctionEnv(scenes="all", image_size=16)
-    yield env
-    env.close()
 
-
-def test_score_does_not_depend_on_image_size(sanity_env) -> None:
-    from tfgym.env import TransferFunctionEnv
-
-    scene = sanity_env.renderer_for("headsq").scene
-    action = reference_action(scene)[None]
-    small = sanity_env.evaluate(action, scene="headsq")[0]
-    big = TransferFunctionEnv(scenes="headsq").evaluate(action, scene="headsq")[0]  # 128 px
+def test_score_does_not_depend_on_image_size() -> None:
+    scorer = SceneScorer("headsq", SMALL)
+    action = reference_action(scorer.scene)[None]
+    small = scorer.score(action).oracle_score
+    big = SceneScorer("headsq").score(action).oracle_score  # 128 px
     np.testing.assert_allclose(small, big, rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", SANITY_SCENES)
-def test_reference_tf_beats_random_tfs(sanity_env, name) -> None:
+def test_reference_tf_beats_random_tfs(name) -> None:
     """The hand-made bone TF scores above 95 % of uniformly random 4-vertex TFs."""
-    scene = sanity_env.renderer_for(name).scene
-    reference = reference_action(scene)
+    scorer = SceneScorer(name, SMALL)
+    reference = reference_action(scorer.scene)
     actions = np.random.default_rng(0).uniform(-1.0, 1.0, size=(N_RANDOM, 8))
-    scores = sanity_env.evaluate(np.vstack([reference[None], actions]), scene=name)[0]
+    scores = scorer.oracle_scores(np.vstack([reference[None], actions]))
     fraction = float(np.mean(scores[1:] < scores[0]))
     print(f"{name}: reference {scores[0]:.3f} beats {fraction:.1%} of random TFs")
     assert fraction >= 0.95, (

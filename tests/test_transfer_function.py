@@ -18,7 +18,9 @@ from tfgym.transfer_function import (
     TransferFunction,
     action_to_vertices,
     color_ramp,
+    luts_from_actions,
     polygon_coverage,
+    validate_actions,
 )
 
 # ----------------------------------------------------------------------- slow reference
@@ -267,6 +269,50 @@ def test_out_of_range_vertices_are_clipped_by_the_action_mapping() -> None:
 def test_action_to_vertices_rejects_bad_actions(action, n_vertices, match) -> None:
     with pytest.raises(ValueError, match=match):
         action_to_vertices(action, n_vertices)
+
+
+# ------------------------------------------------------------------ batches of actions
+
+
+def test_validate_actions_clips_once_and_batches_a_single_action() -> None:
+    one = validate_actions(np.array([0.0, 2.0, -1.0, 0.5, 1.0, -3.0]), 3)
+    assert one.shape == (1, 6) and one.dtype == np.float32
+    np.testing.assert_array_equal(one[0], [0.0, 1.0, -1.0, 0.5, 1.0, -1.0])
+    batch = validate_actions(np.full((5, 8), 7.0), 4)
+    assert batch.shape == (5, 8) and np.all(batch == 1.0)
+
+
+@pytest.mark.parametrize(
+    ("actions", "n_vertices", "match"),
+    [
+        (np.zeros((2, 8)), 2, "n_vertices must be at least 3"),
+        (np.zeros((2, 6)), 4, r"shape \(batch, 8\).*got \(2, 6\)"),
+        (np.zeros((2, 2, 8)), 4, r"shape \(batch, 8\)"),
+        (np.array([[0.0] * 8, [0.0] * 7 + [np.nan]]), 4, r"NaN or inf \(row 1, positions \[7\]\)"),
+        (np.array([np.inf] + [0.0] * 7), 4, r"NaN or inf \(the action, positions \[0\]\)"),
+    ],
+    ids=["too-few-vertices", "wrong-width", "3d", "nan-row", "inf-single"],
+)
+def test_validate_actions_rejects_bad_batches(actions, n_vertices, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        validate_actions(actions, n_vertices)
+
+
+def test_luts_from_actions_equal_the_objects_luts(rng) -> None:
+    ranges = HistogramRanges(-10.0, 10.0, 5.0, n_intensity_bins=12, n_gradient_bins=10)
+    actions = validate_actions(rng.uniform(-1.3, 1.3, (6, 10)), 5)
+    luts = luts_from_actions(actions, ranges, opacity=0.6, color_scheme="hot")
+    assert luts.shape == (6, 10, 12, 4) and luts.dtype == np.float32
+    for action, lut in zip(actions, luts, strict=True):
+        tf = TransferFunction.from_action(action, opacity=0.6, color_scheme="hot")
+        np.testing.assert_array_equal(lut, tf.lut(ranges))
+        valid = TransferFunction.from_valid_action(action, opacity=0.6, color_scheme="hot")
+        assert valid == tf
+        np.testing.assert_array_equal(valid.action, action)
+
+
+def test_a_transfer_function_knows_no_renderer() -> None:
+    assert not hasattr(TransferFunction, "to_vtk_image")  # see tfgym.vtk_render.export_tf_to_vtk
 
 
 _floats = st.one_of(
