@@ -268,3 +268,23 @@ def test_collect_command_usage_errors_exit_2(tmp_path, capsys, extra):
     assert info.value.code == 2
     assert "tfgym collect: error:" in capsys.readouterr().err
     assert not db.exists()
+
+
+def test_train_follows_the_collected_working_size(tmp_path, capsys):
+    """Collect at working size 32; train-rm without naming it trains at 32; naming 64 fails."""
+    db = tmp_path / "p.sqlite"
+    collect = ["collect", "--scene", SCENE, "--pairs", "120", "--db", str(db), "--no-progress"]
+    collect += ["--working-size", "32", "--image-size", "32", "--expert-budget", "64"]
+    assert main(collect) == 0
+    train = ["train-rm", "--db", str(db), "--out", str(tmp_path / "rm.pt"), "--epochs", "1"]
+    train += ["--no-progress"]
+    capsys.readouterr()
+    assert main(train) == 0
+    assert "at working size 32" in capsys.readouterr().out
+    from reward_models.checkpoint import read_checkpoint_info
+
+    assert read_checkpoint_info(tmp_path / "rm.pt").working_size == 32
+    assert main([*train, "--working-size", "64"]) == 2
+    err = capsys.readouterr().err
+    assert "--working-size 32" in err
+    assert "--working-size 64" in err
