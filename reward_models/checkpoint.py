@@ -20,6 +20,7 @@ recorded or the expected config.
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,7 +151,15 @@ def _read(p: Path) -> dict[str, Any]:
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for foreign files
-        raise CheckpointError(f"{p} is not a tfgym reward model checkpoint ({e})") from e
+        # torch's own message for a file it will not load safely advises weights_only=False,
+        # i.e. running arbitrary code from the file: never pass that on to a user
+        if not zipfile.is_zipfile(p):
+            kind = "not a torch file: empty, truncated or another format"
+        elif "weights_only" in str(e) or "Weights only" in str(e):
+            kind = "it holds objects other than tensors and plain data, which tfgym never unpickles"
+        else:
+            kind = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+        raise CheckpointError(f"{p} is not a tfgym reward model checkpoint ({kind})") from e
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{p} is not a tfgym reward model checkpoint (no format marker)")
     version = state.get("format_version")

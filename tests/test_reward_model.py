@@ -523,3 +523,23 @@ def test_checkpoint_stores_validation_ids_for_heldout_records(records_at_32, tmp
     none_held = train_reward_model(records_at_32, replace(config, val_fraction=0.0), progress=False)
     with pytest.raises(ValueError, match="no validation split"):
         heldout_records(records_at_32, none_held.info)
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"garbage", "not a torch file"),
+        (b"", "not a torch file"),
+        ("pickle", "objects other than tensors and plain data"),
+    ],
+    ids=["text", "empty", "arbitrary-pickle"],
+)
+def test_foreign_checkpoint_error_never_advises_unsafe_loading(tmp_path, content, reason) -> None:
+    path = tmp_path / "model.pt"
+    if content == "pickle":
+        torch.save({"array": np.zeros(3)}, path)  # a numpy object: refused by weights_only
+    else:
+        path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=reason) as info:
+        load_checkpoint(path)
+    assert "weights_only" not in str(info.value)
