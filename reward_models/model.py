@@ -9,7 +9,7 @@ one scalar reward.
 Mask variant (``"mask"``): raw vertex coordinates are a poor input -- the reward depends on
 which histogram bins the polygon covers, not on the order or place of its corners. This
 variant also gives the model the action's rasterised polygon (its coverage of each JH bin,
-:func:`tfgym.transfer_function.polygon_coverage_batch`) beside the JH. A per-bin feature map
+:func:`tfgym.polygon.polygon_coverage_batch`) beside the JH. A per-bin feature map
 is computed from the JH (plus two coordinate channels) by a full-resolution conv stack, and
 the mask pools it: feature ``c`` of an action is ``log(1 + sum_bins coverage * F_c)``. This is
 the mask as a second image channel whose interaction with the JH is a 1x1 product; it costs
@@ -39,7 +39,7 @@ from reward_models.config import (
     RewardModelConfig,
     model_config,
 )
-from tfgym.transfer_function import polygon_coverage_batch
+from tfgym.polygon import polygon_coverage_batch
 
 __all__ = [
     "RM_PRESETS",

@@ -13,13 +13,13 @@ from hypothesis.extra.numpy import arrays
 from scipy.spatial import ConvexHull
 
 from tfgym.histogram import HistogramRanges
+from tfgym.polygon import polygon_coverage
 from tfgym.transfer_function import (
     COLOR_SCHEMES,
     TransferFunction,
     action_to_vertices,
     color_ramp,
     luts_from_actions,
-    polygon_coverage,
     validate_actions,
 )
 

@@ -87,7 +87,7 @@ def draw_polygon(ax: Any, action: np.ndarray, ranges: HistogramRanges, **style: 
     from matplotlib.patches import Polygon
 
     verts = action_to_histogram(np.asarray(action, dtype=np.float64).reshape(-1, 2), ranges)
-    kwargs = {
+    kwargs: dict[str, Any] = {
         "closed": True,
         "fill": True,
         "facecolor": POLYGON_FACE,

@@ -123,11 +123,11 @@ class Scene:
         """Edge length of the isotropic working voxels in mm."""
         return self.volume.spacing[0]
 
-    def tissue_intensity(self, tissue: Tissue, percentiles: tuple[float, float]) -> np.ndarray:
+    def tissue_intensity(self, tissue: Tissue, percentiles: Sequence[float]) -> np.ndarray:
         """Percentiles of the grey values of one tissue; NaN when the tissue is absent."""
         values = self.volume.data[self.labels == tissue]
         if values.size == 0:
-            return np.full(2, np.nan)
+            return np.full(len(percentiles), np.nan)
         return np.percentile(values, percentiles)
 
     @classmethod

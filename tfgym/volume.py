@@ -81,7 +81,7 @@ class Volume:
     @property
     def shape(self) -> tuple[int, int, int]:
         """Array shape ``(nz, ny, nx)``."""
-        return self.data.shape  # type: ignore[return-value]
+        return self.data.shape
 
     @property
     def extent_mm(self) -> tuple[float, float, float]:

@@ -47,7 +47,7 @@ class CraniumPainter(HeadGrid):
         fat = 1.5 + (an.fat - 1.5) * logistic((-15.0 - Z) / 5.0)
         hu = np.where(d > -1.5, HU_SKIN, np.where(d > -1.5 - fat, HU_FAT, HU_SOFT))
         full = (slice(None),) * 3
-        self.paint(full, d < 0, Tissue.SOFT_TISSUE, hu)  # type: ignore[arg-type]
+        self.paint(full, d < 0, Tissue.SOFT_TISSUE, hu)
         for sx in (-1, 1):  # ears
             self.solid("e", (sx * 74, 8, -38), (5, 14, 28), tissue=Tissue.SOFT_TISSUE, hu=HU_SOFT)
         nose: tuple[tuple, ...] = (
