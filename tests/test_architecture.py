@@ -148,9 +148,17 @@ def test_detector_catches_an_upward_import(tmp_path):
     [
         ("import tfgym", ("torch", "vtk", "vtkmodules", "pyvista", "matplotlib")),
         ("import tfgym.env", ("torch", "vtkmodules", "pyvista", "matplotlib")),
-        ("import reward_models.config", ("torch", "matplotlib")),
+        (
+            "import reward_models, reward_models.config; reward_models.config.TrainConfig(); "
+            "reward_models.EvalConfig()",
+            ("torch", "matplotlib"),
+        ),
+        (
+            "import tfgym.observation, tfgym.preferences",
+            ("reward_models", "agents", "torch", "stable_baselines3", "tfgym.env", "tfgym.collect"),
+        ),
     ],
-    ids=["tfgym", "tfgym.env", "reward_models.config"],
+    ids=["tfgym", "tfgym.env", "reward_models.config", "preferences"],
 )
 def test_light_imports(code, banned):
     probe = f"{code}; import sys; print(sorted(m for m in {banned!r} if m in sys.modules))"
