@@ -220,9 +220,11 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
         """Render the action's TF and score it; the episode ends."""
         if self.scene is None or self._done:
             raise gym.error.ResetNeeded("call reset() before step(): episodes last one step")
-        act = np.asarray(action)
+        act = np.asarray(action).reshape(-1)  # (n, 2) vertices are accepted too
         if act.shape != self.action_space.shape:
-            raise ValueError(f"action must have shape {self.action_space.shape}, got {act.shape}")
+            raise ValueError(
+                f"action must have shape {self.action_space.shape}, got {np.shape(action)}"
+            )
         batch = self.scorer(self.scene.name).score(act, renderings=self.render_mode is not None)
         self._last, self._done = batch, True
         if self.render_mode == "human":

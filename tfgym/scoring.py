@@ -242,12 +242,15 @@ class SceneScorer:
         Raises:
             ValueError: malformed actions, or a backend returning the wrong shape.
         """
+        return self._score_valid(validate_actions(actions, self.settings.n_vertices), renderings)
+
+    def _score_valid(self, acts: np.ndarray, keep: bool) -> ScoreBatch:
+        """:meth:`score` for actions that :func:`validate_actions` returned."""
         s = self.settings
-        acts = validate_actions(actions, s.n_vertices)
         luts = luts_from_actions(
             acts, self.scene.ranges, opacity=s.opacity, color_scheme=s.color_scheme
         )
-        return self._score(acts, luts, renderings, s.opacity, s.color_scheme)
+        return self._score(acts, luts, keep, s.opacity, s.color_scheme)
 
     def score_tfs(self, tfs: Sequence[TransferFunction], *, renderings: bool = False) -> ScoreBatch:
         """Like :meth:`score` for transfer-function objects (their own opacity and colours).
@@ -312,11 +315,13 @@ class SceneScorer:
     def _chunked(self, actions: np.ndarray, chunk: int, field_: str, progress: bool) -> np.ndarray:
         acts = validate_actions(actions, self.settings.n_vertices)
         out = np.empty(len(acts), dtype=np.float64)
-        starts = range(0, len(acts), max(1, int(chunk)))
+        chunk = max(1, int(chunk))
+        starts = range(0, len(acts), chunk)
         if progress:
             from tqdm.auto import tqdm
 
             starts = tqdm(starts, desc=f"oracle {self.scene.name}", leave=False)
         for start in starts:
-            out[start : start + chunk] = getattr(self.score(acts[start : start + chunk]), field_)
+            batch = self._score_valid(acts[start : start + chunk], False)
+            out[start : start + chunk] = getattr(batch, field_)
         return out

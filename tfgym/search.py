@@ -160,7 +160,7 @@ class _Search(ABC):
                 if first is not None:
                     proposed, first = first, None
                 else:
-                    proposed = np.clip(self._propose(n, dim), -1.0, 1.0)
+                    proposed = self._propose(n, dim)  # the scorer clips to the box
                 batch = scorer.score(proposed)
                 actions, rewards = batch.actions, batch.rewards
                 n = len(actions)

@@ -66,8 +66,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(command.run(args))
     except (CliError, OSError, ValueError) as error:  # VolumeError is a ValueError
         message = str(error).strip() or repr(error)
-        if isinstance(error, FileNotFoundError) and error.filename and not error.args[1:2]:
-            message = f"file not found: {error.filename}"
         print(
             f"tfgym {args.command}: error: {cli_words(message, command.options)}", file=sys.stderr
         )
