@@ -193,9 +193,8 @@ def collect_preferences(
     s = scorer.settings
     ranges = scorer.scene.ranges
     tf_dicts = [
-        replace(
-            TransferFunction.from_action(a, opacity=s.opacity, color_scheme=s.color_scheme),
-            ranges=ranges,
+        TransferFunction.from_action(
+            a, opacity=s.opacity, color_scheme=s.color_scheme, ranges=ranges
         ).to_dict()
         for a in acts
     ]

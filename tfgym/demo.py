@@ -15,7 +15,7 @@ import contextlib
 import json
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -127,9 +127,7 @@ def _demo_scene(
     folder.mkdir(parents=True, exist_ok=True)
     for i, name in enumerate(FILES[: len(batch)]):
         save_png(folder / f"{name}.png", batch.renderings.rgb[i])
-        tf = batch.tf(i)
-        object.__setattr__(tf, "ranges", scorer.scene.ranges)  # recorded in the JSON
-        tf.save(folder / f"{name}_tf.json")
+        replace(batch.tf(i), ranges=scorer.scene.ranges).save(folder / f"{name}_tf.json")
     figure = _figure(scorer, list(named), batch)
     save_png(folder / "figure.png", figure)
     _log(out / "tensorboard" / safe_name(scorer.name), result, batch, figure)
@@ -174,7 +172,7 @@ def run_demo(config: DemoConfig, settings: ScoringSettings | None = None) -> dic
     summary = {
         "tfgym_version": __version__,
         "config": asdict(config),
-        "settings": {k: v for k, v in asdict(settings).items() if k != "tissues"},
+        "settings": asdict(settings),
         "seconds": round(time.perf_counter() - start, 2),
         "scenes": rows,
     }

@@ -143,7 +143,7 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
             shading=bool(shading),
             opacity=float(opacity),
             color_scheme=color_scheme,
-            target=target if isinstance(target, str) else tuple(target),
+            target=target,
             device=device,
         )
         self.scene_names = resolve_scenes(scenes)

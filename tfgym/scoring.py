@@ -81,13 +81,12 @@ class ScoringSettings:
     color_scheme: str = field(
         default="bone", metadata={"help": "TF colour scheme", "choices": tuple(COLOR_SCHEMES)}
     )
-    target: str | tuple[Tissue, ...] = field(
+    target: str | Sequence[Tissue] = field(
         default="bone", metadata={"help": "oracle target (bone, bone_only, teeth, skin)"}
     )
     device: str = field(
         default="cpu", metadata={"help": "cpu (compiled kernel) or a torch device, e.g. cuda"}
     )
-    tissues: tuple[Tissue, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         """Validate every setting."""
@@ -106,12 +105,17 @@ class ScoringSettings:
         check_device(self.device)
         target = self.target if isinstance(self.target, str) else tuple(self.target)
         object.__setattr__(self, "target", target)
-        object.__setattr__(self, "tissues", resolve_target(target))
+        resolve_target(target)  # validates the name or tissues
 
     @property
     def action_dim(self) -> int:
         """Numbers per action, ``2 * n_vertices``."""
         return 2 * int(self.n_vertices)
+
+    @property
+    def tissues(self) -> tuple[Tissue, ...]:
+        """The oracle's target as tissues (:func:`tfgym.oracle.resolve_target`)."""
+        return resolve_target(self.target)
 
 
 @dataclass(frozen=True)
@@ -298,10 +302,6 @@ class SceneScorer:
             color_scheme=scheme,
         )
 
-    def rewards(self, actions: np.ndarray, *, chunk: int = ORACLE_CHUNK) -> np.ndarray:
-        """Backend rewards of any number of actions, rendered ``chunk`` at a time."""
-        return self._chunked(actions, chunk, "rewards", progress=False)
-
     def oracle_scores(
         self, actions: np.ndarray, *, chunk: int = ORACLE_CHUNK, progress: bool = False
     ) -> np.ndarray:
@@ -310,9 +310,6 @@ class SceneScorer:
         Returns:
             float64 ``(batch,)`` in [0, 1].
         """
-        return self._chunked(actions, chunk, "oracle_score", progress=progress)
-
-    def _chunked(self, actions: np.ndarray, chunk: int, field_: str, progress: bool) -> np.ndarray:
         acts = validate_actions(actions, self.settings.n_vertices)
         out = np.empty(len(acts), dtype=np.float64)
         chunk = max(1, int(chunk))
@@ -323,5 +320,5 @@ class SceneScorer:
             starts = tqdm(starts, desc=f"oracle {self.scene.name}", leave=False)
         for start in starts:
             batch = self._score_valid(acts[start : start + chunk], False)
-            out[start : start + chunk] = getattr(batch, field_)
+            out[start : start + chunk] = batch.oracle_score
         return out

@@ -25,6 +25,7 @@ Rasterisation onto the histogram's bins (the TF lookup table, LUT):
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -59,8 +60,9 @@ COLOR_SCHEMES: dict[str, tuple[tuple[float, tuple[float, float, float]], ...]] =
 }
 
 
+@functools.lru_cache(maxsize=32)
 def color_ramp(scheme: str, n: int) -> np.ndarray:
-    """RGB colour of each of ``n`` intensity bins, float32 ``(n, 3)`` in [0, 1].
+    """RGB colour of each of ``n`` intensity bins, float32 ``(n, 3)`` in [0, 1] (cached, read-only).
 
     Raises:
         ValueError: for an unknown scheme name (the message lists the valid ones).
@@ -70,9 +72,10 @@ def color_ramp(scheme: str, n: int) -> np.ndarray:
     pos = np.array([p for p, _ in COLOR_SCHEMES[scheme]])
     rgb = np.array([c for _, c in COLOR_SCHEMES[scheme]])
     centres = (np.arange(n) + 0.5) / n
-    return np.stack([np.interp(centres, pos, rgb[:, c]) for c in range(3)], axis=1).astype(
-        np.float32
-    )
+    ramp = np.stack([np.interp(centres, pos, rgb[:, c]) for c in range(3)], axis=1)
+    ramp = ramp.astype(np.float32)
+    ramp.setflags(write=False)
+    return ramp
 
 
 def action_to_vertices(action: np.ndarray, n_vertices: int | None = None) -> np.ndarray:
