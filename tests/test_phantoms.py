@@ -85,14 +85,14 @@ def test_bad_arguments_raise(kwargs: dict, match: str) -> None:
 
 
 def test_default_split() -> None:
-    assert len(TRAIN_PHANTOMS) == 12 and len(HELDOUT_PHANTOMS) == 4
+    assert len(TRAIN_PHANTOMS) == 32 and len(HELDOUT_PHANTOMS) == 16
     assert not set(TRAIN_PHANTOMS) & set(HELDOUT_PHANTOMS)
-    assert (*TRAIN_PHANTOMS, *HELDOUT_PHANTOMS) == tuple(f"phantom-{s:02d}" for s in range(16))
-    assert list(PHANTOM_SEEDS) == list(range(16))
+    assert (*TRAIN_PHANTOMS, *HELDOUT_PHANTOMS) == tuple(f"phantom-{s:02d}" for s in range(48))
+    assert list(PHANTOM_SEEDS) == list(range(48))
     for split in (TRAIN_PHANTOMS, HELDOUT_PHANTOMS):
         assert any(phantom_spec(int(name.split("-")[1])).has_metal for name in split)
     n_metal = sum(phantom_spec(s).has_metal for s in PHANTOM_SEEDS)
-    assert 4 <= n_metal <= 7  # about a third
+    assert 12 <= n_metal <= 20  # about a third
 
 
 # -- labels and anatomy ------------------------------------------------------------------------

@@ -37,6 +37,7 @@ class Anatomy:
         gonial_y: y of the angles of the mandible.
         airway: width factor of the pharyngeal airway.
         sinus_fluid: fraction of the maxillary sinus height filled with fluid.
+        bone_density: factor on the HU of bone.
         teeth: presence of each tooth, shape ``(jaw, side, 8)`` flattened; jaw 0 upper, 1
             lower; side 0 right (low x), 1 left; index 0 central incisor .. 7 third molar.
         fillings: ``(jaw, side, tooth, kind)`` of each metal restoration; kind 0 occlusal
@@ -61,6 +62,7 @@ class Anatomy:
     gonial_y: float
     airway: float
     sinus_fluid: float
+    bone_density: float
     teeth: tuple[bool, ...] = field(repr=False)
     fillings: tuple[tuple[int, int, int, int], ...] = field(repr=False)
     tooth_jitter: tuple[float, ...] = field(repr=False)
@@ -100,6 +102,7 @@ def draw_anatomy(seed: int) -> Anatomy:
         gonial_y=float(rng.uniform(-16.0, -8.0)),
         airway=float(rng.uniform(0.65, 1.2)),
         sinus_fluid=float(0.0 if rng.random() < 0.7 else rng.uniform(0.1, 0.45)),
+        bone_density=float(rng.uniform(0.88, 1.1)),
         teeth=tuple(bool(v) for v in teeth.ravel()),
         fillings=tuple(fillings),
         tooth_jitter=tuple(float(v) for v in jitter.ravel()),

@@ -123,7 +123,7 @@ class CraniumPainter(HeadGrid):
 
     def face(self) -> None:
         """Maxilla, zygomas, orbits and eyes, nose, paranasal sinuses, ear canals."""
-        an, cortical = self.an, HU_CORTICAL * self.spec.bone_density
+        an, cortical = self.an, HU_CORTICAL * self.an.bone_density
         sl, d = self.shape_sdf("e", (0, -62, -57), (46, 30, 25))  # maxilla body
         if sl is not None:
             self.paint(sl, (d < 0) & (self.Y[sl] < -33), Tissue.BONE, self.bone_hu(-d))

@@ -109,7 +109,7 @@ class HeadGrid:
 
     def bone_hu(self, depth: np.ndarray) -> np.ndarray:
         """Cortical HU within 1.8 mm of a bone surface, cancellous deeper."""
-        bd = self.spec.bone_density
+        bd = self.an.bone_density
         return np.where(depth < 1.8, HU_CORTICAL * bd, HU_CANCELLOUS * bd).astype(np.float32)
 
     def shape_sdf(self, kind: str, *args):

@@ -78,7 +78,6 @@ class PhantomSpec:
         cupping: relative drop of attenuation at the centre of the field of view.
         blur: standard deviation of the partial-volume blur, in voxels.
         clip: ``(lo, hi)`` range the scanner clips its unsigned values to, or None.
-        bone_density: factor on the HU of bone.
         anatomy: the seed's :class:`Anatomy`.
     """
 
@@ -90,7 +89,6 @@ class PhantomSpec:
     cupping: float
     blur: float
     clip: tuple[float, float] | None
-    bone_density: float
     anatomy: Anatomy = field(repr=False)
 
     @property
@@ -139,7 +137,7 @@ class PhantomSpec:
         at = np.clip(np.log2(size), np.log2(_RANGE_SIZES[0]), np.log2(_RANGE_SIZES[-1]))
         lo, hi = (float(np.interp(at, np.log2(_RANGE_SIZES), table[:, k])) for k in (0, 1))
         if tissue == Tissue.BONE:
-            lo, hi = lo * self.bone_density, hi * self.bone_density
+            lo, hi = lo * self.anatomy.bone_density, hi * self.anatomy.bone_density
         lo = (lo - HU_AIR) * (1.0 - self.cupping) + HU_AIR - 3.0 * self.noise
         hi = hi + 3.0 * self.noise
         grey = self.to_grey(np.array([lo, hi]))
@@ -184,13 +182,10 @@ def phantom_spec(seed: int, *, metal: bool | None = None) -> PhantomSpec:
     blur = float(rng.uniform(0.7, 1.2))
     # A third of the seeds (2, 5, 8, ...) have metal: train and held-out sets both get some.
     has_metal = seed % 3 == 2 if metal is None else bool(metal)
-    bone_density = float(rng.uniform(0.88, 1.1))
     anatomy = draw_anatomy(seed)
     clip = None
     if clipped:  # unsigned integers just wide enough for the teeth (metal may saturate)
         top = gain * (_NOMINAL_RANGE[Tissue.TEETH][-1][1] + 3.0 * noise) + offset
         bits = next(b for b in (12, 14, 16) if top < 2**b - 1)
         clip = (0.0, float(2**bits - 1))
-    return PhantomSpec(
-        seed, gain, offset, has_metal, noise, cupping, blur, clip, bone_density, anatomy
-    )
+    return PhantomSpec(seed, gain, offset, has_metal, noise, cupping, blur, clip, anatomy)

@@ -120,7 +120,7 @@ class DentitionPainter(HeadGrid):
             sdf = round_box(d_root, Z - (zt + zb) / 2.0, half_w, (zt - zb) / 2.0, 2.5)
             self.paint(sl, sdf < 0, Tissue.BONE, self.bone_hu(-sdf))
             palate = (d > 0) & (Y < pts[0, 1] - 2.0) & (Z > -81.0) & (Z < -76.5)
-            self.paint(sl, palate, Tissue.BONE, HU_CORTICAL * self.spec.bone_density)
+            self.paint(sl, palate, Tissue.BONE, HU_CORTICAL * self.an.bone_density)
 
     def teeth(self) -> None:
         """Individual teeth of both arches, and metal restorations when the spec has metal."""
