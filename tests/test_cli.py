@@ -85,6 +85,31 @@ def test_render_json_tf_on_a_scan_file(tmp_path, capsys):
     assert not np.array_equal(np.asarray(Image.open(front)), np.asarray(Image.open(side)))
 
 
+def test_render_tf_from_another_scan_says_how_it_is_mapped(tmp_path, capsys):
+    from tfgym.scene import load_scene
+
+    headsq = load_scene("headsq")
+    tf_path = tmp_path / "tf.json"
+    TransferFunction(((0.2, -1.0), (0.6, -1.0), (0.6, 1.0), (0.2, 1.0)), ranges=headsq.ranges).save(
+        tf_path
+    )
+    scores = {}
+    for mapping in ("relative", "absolute"):
+        argv = ["render", "--scene", "phantom-03", "--tf", str(tf_path), "-o"]
+        argv += [str(tmp_path / f"{mapping}.png"), "--image-size", "32", "--tf-mapping", mapping]
+        assert main(argv) == 0
+        out = capsys.readouterr().out
+        assert f"TF mapping: {mapping}" in out and "designed on grey values 0..2" in out
+        scores[mapping] = float(out.split("oracle score ")[1].split()[0])
+    assert scores["relative"] != scores["absolute"]  # the choice matters and is honoured
+    # a TF without recorded ranges can only be mapped relative: a clear error, exit 2
+    bare = tmp_path / "bare.json"
+    TransferFunction(((0.2, -1.0), (0.6, -1.0), (0.6, 1.0), (0.2, 1.0))).save(bare)
+    argv = ["render", "--scene", "headsq", "--tf", str(bare), "-o", str(tmp_path / "b.png")]
+    assert main([*argv, "--tf-mapping", "absolute"]) == 2
+    assert "can only be mapped 'relative'" in capsys.readouterr().err
+
+
 def test_render_corrupt_scan_exits_2_with_one_clear_line(tmp_path, capfd):
     scan = tmp_path / "broken.mha"
     scan.write_bytes(bundled_scan_path("headsq").read_bytes()[:300])

@@ -54,6 +54,9 @@ def reference_rays(shape: tuple[int, int, int], view: str) -> np.ndarray:
 def reference_render(scene: Scene, lut: np.ndarray, view: str) -> tuple[np.ndarray, np.ndarray]:
     """Unshaded front-to-back compositing of every ray, in pure python (no early stop).
 
+    A LUT's opacity holds for one reference voxel; the scene's voxels are
+    ``scene.opacity_scale`` of those, so each voxel absorbs ``1 - (1 - alpha) ** scale``.
+
     Returns:
         ``plane`` ``(rows, cols, 4)`` (premultiplied RGB, alpha) and ``contrib`` per label.
     """
@@ -70,6 +73,7 @@ def reference_render(scene: Scene, lut: np.ndarray, view: str) -> tuple[np.ndarr
             for voxel in rays[r, c].tolist():
                 k = bins[voxel]
                 red, green, blue, alpha = table[k // n_i, k % n_i]
+                alpha = 1.0 - (1.0 - min(alpha, 1.0 - 1e-7)) ** scene.opacity_scale
                 weight = transmit * alpha
                 colour += weight * np.array([red, green, blue])
                 contrib[labels[voxel]] += weight

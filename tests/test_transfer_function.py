@@ -461,3 +461,22 @@ def test_missing_file_names_the_file(tmp_path) -> None:
     missing = tmp_path / "nope.json"
     with pytest.raises(FileNotFoundError, match=r"nope\.json"):
         TransferFunction.load(missing)
+
+
+def test_mapping_a_tf_to_another_scan() -> None:
+    designed = HistogramRanges(-1000.0, 3000.0, 400.0, 64, 64)
+    tf = TransferFunction(((0.0, -1.0), (0.5, -1.0), (0.5, 0.0), (0.0, 0.0)), ranges=designed)
+    other = HistogramRanges(0.0, 2000.0, 200.0, 64, 64)  # a scan with other grey values
+    rel = tf.mapped(other, "relative")
+    assert rel.vertices == tf.vertices and rel.ranges == other
+    absolute = tf.mapped(other, "absolute")
+    assert absolute.ranges == other
+    # grey value 1000 (x = 0 on the designed axis) sits at x = 0 on the other one as well;
+    # 2000 (x = 0.5) is the other scan's top (x = 1); gradient 200 (y = 0) is its top (y = 1)
+    np.testing.assert_allclose(absolute.vertices, ((0, -1), (1, -1), (1, 1), (0, 1)), atol=1e-9)
+    # the same scan: both mappings agree
+    np.testing.assert_allclose(tf.mapped(designed, "absolute").vertices, tf.vertices, atol=1e-9)
+    with pytest.raises(ValueError, match="unknown TF mapping"):
+        tf.mapped(other, "nearest")
+    with pytest.raises(ValueError, match="only be mapped 'relative'"):
+        TransferFunction(tf.vertices).mapped(other, "absolute")

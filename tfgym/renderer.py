@@ -38,6 +38,7 @@ import numpy as np
 
 from tfgym.render_kernels import (
     banded,
+    composite_interpolated,
     composite_jobs,
     composite_serial,
     resample_matrix,
@@ -198,6 +199,12 @@ class Renderer:
         view: a key of :data:`VIEWS` (or ``"side"``).
         shading: gradient-based headlight shading on/off.
         device: torch device, ``"cpu"`` (default) or e.g. ``"cuda"``.
+        samples_per_voxel: 1 (default, the fast pre-classified renderer of training and
+            search) or more for display quality: the grey value and gradient are
+            interpolated between consecutive voxels of a ray and classified at each of
+            ``samples_per_voxel`` samples (post-classification), which removes the
+            "wood-grain" terraces that one sample per voxel draws on smooth surfaces. CPU
+            only.
 
     Example:
         >>> from tfgym.scene import load_scene
@@ -217,10 +224,18 @@ class Renderer:
         view: str = "front",
         shading: bool = True,
         device: str = "cpu",
+        samples_per_voxel: int = 1,
     ) -> None:
         """Precompute the view-ordered volume, shading and resampling matrices."""
         if image_size < 8:
             raise ValueError(f"image_size must be at least 8, got {image_size}")
+        if isinstance(samples_per_voxel, bool) or int(samples_per_voxel) != samples_per_voxel:
+            raise ValueError(f"samples_per_voxel must be an integer, got {samples_per_voxel!r}")
+        self.samples_per_voxel = int(samples_per_voxel)
+        if not 1 <= self.samples_per_voxel <= 16:
+            raise ValueError(f"samples_per_voxel must be in 1..16, got {samples_per_voxel}")
+        if self.samples_per_voxel > 1 and str(device).split(":")[0] != "cpu":
+            raise ValueError("samples_per_voxel > 1 (display quality) renders on the CPU only")
         self.scene, self.image_size, self.view = scene, int(image_size), view
         self.shading = bool(shading)
         check_device(device)
@@ -238,6 +253,8 @@ class Renderer:
             quantised = np.round(np.clip(shade, 0.0, 1.0) * 255.0).astype(np.uint8)
             self._ray_shade = np.ascontiguousarray(quantised.reshape(self.depth, -1).T)
             self._ray_classes = np.ascontiguousarray(classes.reshape(self.depth, -1).T)
+            if self.samples_per_voxel > 1:
+                self._ray_uv = self._interpolation_coords()
         self._dense: tuple[Any, ...] | None = None  # torch path, built on first use
         scale = max(self.rows, self.cols) / self.image_size
         self._ry_np = resample_matrix(self.rows, self.image_size, scale, self.rows / 2)
@@ -258,6 +275,30 @@ class Renderer:
         else:
             shade = np.ones(bins.shape, np.float32)
         return bins, arrange(tissue_classes(self.scene.labels)), shade
+
+    def _interpolation_coords(self) -> tuple[np.ndarray, np.ndarray]:
+        """Continuous histogram coordinates (intensity, gradient bins) per voxel, ray-major."""
+        perm, flips = view_geometry(self.view)
+        flip_axes = tuple(i for i, f in enumerate(flips) if f)
+        ranges = self.scene.ranges
+        out = []
+        for values, to_bin in (
+            (self.scene.volume.data, ranges.intensity_to_bin),
+            (self.scene.gradient, ranges.gradient_to_bin),
+        ):
+            coord = np.flip(np.transpose(to_bin(values).astype(np.float32), perm), flip_axes)
+            out.append(np.ascontiguousarray(coord.reshape(self.depth, -1).T))
+        return out[0], out[1]
+
+    def _corrected(self, luts: np.ndarray) -> np.ndarray:
+        """LUTs with opacity corrected for the step (working voxel / samples vs reference)."""
+        exponent = self.scene.opacity_scale / self.samples_per_voxel
+        if abs(exponent - 1.0) < 1e-9:
+            return luts
+        out = np.array(luts, dtype=np.float32, copy=True)
+        alpha = np.clip(out[..., 3], 0.0, 1.0 - 1e-7)
+        out[..., 3] = 1.0 - np.power(1.0 - alpha, exponent)
+        return out
 
     def _dense_tensors(self) -> tuple[Any, ...]:
         """Tensors of the dense torch path on ``self.device``, built once."""
@@ -319,6 +360,11 @@ class Renderer:
         import torch
 
         with torch.no_grad():
+            if self._use_kernel:  # a torch tensor for the CPU kernel
+                return self._render_kernel(np.asarray(torch.as_tensor(luts).cpu(), np.float32))
+            if abs(self.scene.opacity_scale - 1.0) > 1e-9:
+                luts = self._check_luts(np.asarray(torch.as_tensor(luts).cpu(), np.float32))
+                luts = self._corrected(luts)
             lut = torch.as_tensor(luts, dtype=torch.float32, device=self.device)
             lut = self._check_luts(lut)
             lut = lut.reshape(lut.shape[0], -1, 4).clamp(0.0, 1.0)
@@ -343,8 +389,23 @@ class Renderer:
         return lut
 
     def _render_kernel(self, luts: np.ndarray) -> RenderBatch:
-        lut = self._check_luts(luts)
+        lut = self._corrected(self._check_luts(luts))
         lut = np.ascontiguousarray(lut.reshape(lut.shape[0], -1, 4))
+        if self.samples_per_voxel > 1:
+            n_blocks = max(1, -(-4 * numba.get_num_threads() // lut.shape[0]))
+            u, v = self._ray_uv
+            planes, contrib = composite_interpolated(
+                u,
+                v,
+                self._ray_shade,
+                self._ray_classes,
+                lut,
+                self.scene.ranges.n_intensity_bins,
+                self.samples_per_voxel,
+                N_CLASSES,
+                n_blocks,
+            )
+            return self._finish(planes, contrib)
         args = (self._ray_bins, self._ray_shade, self._ray_classes, lut, N_CLASSES)
         # Small jobs (the env step) never touch numba's thread pool: even asking for its
         # size starts it, and its spinning threads cost vector envs 4x on 2 cores.
@@ -353,6 +414,10 @@ class Renderer:
         else:  # whole TFs per job when there are enough, else blocks of rays too
             n_blocks = max(1, -(-4 * numba.get_num_threads() // lut.shape[0]))
             planes, contrib = composite_jobs(*args, n_blocks)
+        return self._finish(planes, contrib)
+
+    def _finish(self, planes: np.ndarray, contrib: np.ndarray) -> RenderBatch:
+        """Resample composited planes to images and package them."""
         planes = planes.reshape(-1, self.rows, self.cols, 4)
         resample = resample_parallel if len(planes) >= 4 else resample_serial
         img = resample(planes, *self._ry_band, *self._rx_band)  # (b, H, W, 4)

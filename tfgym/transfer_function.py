@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from tfgym.polygon import polygon_coverage, polygon_coverage_batch
 
 __all__ = [
     "COLOR_SCHEMES",
+    "TF_MAPPINGS",
     "TransferFunction",
     "action_to_vertices",
     "color_ramp",
@@ -48,6 +49,9 @@ __all__ = [
 TF_FORMAT_VERSION = 1
 
 # Colour schemes: control points (position along the intensity axis in [0, 1], RGB).
+TF_MAPPINGS = ("relative", "absolute")
+"""How a TF designed on one scan is applied to another (see `TransferFunction.mapped`)."""
+
 COLOR_SCHEMES: dict[str, tuple[tuple[float, tuple[float, float, float]], ...]] = {
     "bone": (
         (0.0, (0.45, 0.08, 0.05)),
@@ -190,7 +194,8 @@ class TransferFunction:
         opacity: opacity of a fully covered bin, per working-voxel slab, in [0, 1].
         color_scheme: a key of :data:`COLOR_SCHEMES`.
         ranges: optionally the histogram ranges the TF was designed on (recorded in JSON so
-            the vertices can be read in grey values; not used when building a LUT).
+            the vertices can be read in grey values; not used when building a LUT). To apply
+            a TF to another scan, choose how with :meth:`mapped`.
 
     Example:
         >>> tf = TransferFunction.from_action(np.array([0, -1, 1, -1, 1, 1, 0, 1], np.float32))
@@ -243,6 +248,51 @@ class TransferFunction:
     def action(self) -> np.ndarray:
         """The flat float32 action of this TF."""
         return np.asarray(self.vertices, dtype=np.float32).ravel()
+
+    def mapped(self, ranges: HistogramRanges, mapping: str = "relative") -> TransferFunction:
+        """This TF for a scan whose histogram has ``ranges``, by an explicit mapping.
+
+        * ``"relative"``: the polygon keeps its place relative to the new scan's histogram
+          axes (robust percentiles of each scan, see :mod:`tfgym.histogram`): what the env
+          and an agent do; it follows a scan whose grey values are shifted or scaled.
+        * ``"absolute"``: the polygon keeps its grey values and gradient magnitudes (read
+          through the :attr:`ranges` the TF recorded) and is re-expressed on the new axes;
+          parts outside the new histogram fall off its edges. Right for scans of one
+          calibrated scanner.
+
+        Args:
+            ranges: the histogram ranges of the scan the TF is applied to.
+            mapping: ``"relative"`` or ``"absolute"``.
+
+        Returns:
+            A TF whose vertices are relative to ``ranges`` and which records them.
+
+        Raises:
+            ValueError: an unknown mapping, or ``"absolute"`` for a TF that records no ranges.
+
+        Example:
+            >>> tf = TransferFunction(((0, -1), (1, -1), (1, 1), (0, 1)),
+            ...                       ranges=HistogramRanges(0.0, 100.0, 10.0))
+            >>> tf.mapped(HistogramRanges(0.0, 200.0, 10.0), "absolute").vertices[:2]
+            ((-0.5, -1.0), (0.0, -1.0))
+        """
+        if mapping not in TF_MAPPINGS:
+            raise ValueError(f"unknown TF mapping {mapping!r}; valid: {list(TF_MAPPINGS)}")
+        if mapping == "relative":
+            return replace(self, ranges=ranges)
+        if self.ranges is None:
+            raise ValueError(
+                "this transfer function records no histogram ranges, so its grey values are "
+                "unknown: it can only be mapped 'relative' to the new scan's histogram"
+            )
+        old = self.ranges
+        v = self.vertices_in_bins(old)
+        grey = old.bin_to_intensity(v[:, 0])
+        grad = old.bin_to_gradient(v[:, 1])
+        x = ranges.intensity_to_bin(grey) / ranges.n_intensity_bins * 2.0 - 1.0
+        y = ranges.gradient_to_bin(grad) / ranges.n_gradient_bins * 2.0 - 1.0
+        verts = tuple((float(a), float(b)) for a, b in zip(x, y, strict=True))
+        return replace(self, vertices=verts, ranges=ranges)
 
     def vertices_in_bins(self, ranges: HistogramRanges) -> np.ndarray:
         """Vertices in bin units ``(u, v)`` of ``ranges`` (see ``polygon_coverage``)."""

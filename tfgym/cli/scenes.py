@@ -7,6 +7,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tfgym.cli.common import CliError, add_command, quiet_native_stderr
 from tfgym.cli.options import add_config_options
 from tfgym.scoring import ScoringSettings
@@ -87,6 +89,12 @@ def _render(args: argparse.Namespace) -> int:
     scene = _scene(args, settings)
     if tf is None:
         tf = TransferFunction.from_action(reference_action(scene, settings.target))
+    else:
+        print(_mapping_note(tf, scene.ranges, args.tf_mapping))
+        try:
+            tf = tf.mapped(scene.ranges, args.tf_mapping)
+        except ValueError as e:
+            raise CliError(f"--tf-mapping {args.tf_mapping}: {e}") from e
     settings = replace(settings, n_vertices=len(tf.vertices))
     batch = SceneScorer(scene, settings).score_tfs([tf], renderings=True)
     assert batch.renderings is not None
@@ -98,6 +106,31 @@ def _render(args: argparse.Namespace) -> int:
     )
     print(f"wrote {out}")
     return 0
+
+
+def _mapping_note(tf: Any, ranges: Any, mapping: str) -> str:
+    """Say how a TF from a JSON file lands on this scan's histogram."""
+    old = tf.ranges
+    if old is None:
+        return f"TF mapping: {mapping} (the TF records no grey-value ranges)"
+    same = np.allclose(
+        [old.intensity_min, old.intensity_max, old.gradient_max],
+        [ranges.intensity_min, ranges.intensity_max, ranges.gradient_max],
+        rtol=1e-6,
+    )
+    if same:
+        return f"TF mapping: {mapping} (this scan has the histogram the TF was designed on)"
+    how = (
+        "polygon kept relative to this scan's histogram axes"
+        if mapping == "relative"
+        else "polygon kept at its grey values and gradients"
+    )
+    return (
+        f"TF mapping: {mapping}, {how}; designed on grey values "
+        f"{old.intensity_min:.6g}..{old.intensity_max:.6g}, this scan's histogram spans "
+        f"{ranges.intensity_min:.6g}..{ranges.intensity_max:.6g} "
+        f"(--tf-mapping {'absolute' if mapping == 'relative' else 'relative'} for the other choice)"
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -117,6 +150,14 @@ def register(subparsers: Any) -> None:
     source.add_argument("--volume", help="a scan: DICOM directory, NIfTI, NRRD or MetaImage")
     p.add_argument("--tf", required=True, help="transfer function JSON file, or 'reference'")
     p.add_argument("-o", "--out", required=True, help="output PNG path")
+    p.add_argument(
+        "--tf-mapping",
+        choices=("relative", "absolute"),
+        default="relative",
+        help="how a TF designed on another scan is placed on this scan's histogram: "
+        "'relative' to its axes (as the env and agents do) or at the 'absolute' grey values "
+        "the TF recorded (default: relative)",
+    )
     p.add_argument("--series-id", help="DICOM Series Instance UID (directories with several)")
     command.add_group("settings", add_config_options(p, ScoringSettings, include=RENDER_SETTINGS))
-    command.options.update(series_id="--series-id", out="-o")
+    command.options.update(series_id="--series-id", out="-o", tf_mapping="--tf-mapping")
