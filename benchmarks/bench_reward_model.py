@@ -2,15 +2,16 @@
 
 Parts (``--parts``, default all), each a table and an entry of the JSON:
 
-a. **paper protocol** on one phantom: the paper's 100 actions (10 expert, 40 shifted, 50
+a. **paper protocol** on one held-out phantom: the paper's 100 actions (10 expert, 40 shifted, 50
    random), 4000 pairs answered by the ``noisy`` simulated labeler, 75 epochs, for the
    paper-faithful model (``paper``) and the improved one (``mask``): accuracy on the held-out
    (10 %) unambiguous pairs against the labeler and against the noise-free oracle, and
    Spearman rho between RM reward and oracle score over 20,000 uniformly random actions;
 b. **label allocation**: the same 4000 pairs over 100, 400 and 1000 distinct actions (the
    paper's 10/40/50 % mix scaled up): rho for each;
-c. **multi-scene**: trained on pairs of the 12 train phantoms, rho on each of the 4 held-out
-   phantoms (and on the first train phantom for reference);
+c. **multi-scene**: trained on pairs of the first 12 train phantoms, rho on each held-out
+   phantom and on headsq, the real CT scan (approximate labels: its oracle is an
+   approximation), and on the first train phantom for reference;
 d. **label efficiency**: rho and held-out accuracy for 250 ... 4000 of part a's pairs (a
    table and a PNG plot);
 e. **speed**: training time for 4000 pairs x 75 epochs (from part a, or trained here), and
@@ -64,8 +65,8 @@ class Args:
     """Tiny sizes everywhere: a smoke test, not a measurement."""
     out: Path = Path("benchmarks/results/bench_reward_model.json")
     """JSON results (rewritten after every part); the part-d plot goes next to it."""
-    scene: str = "phantom-00"
-    """Scene of parts a, b, d and e."""
+    scene: str = "phantom-32"
+    """Scene of parts a, b, d and e (the first held-out phantom)."""
     variants: tuple[str, ...] = ("paper", "mask")
     """Reward-model presets compared in every part."""
     labeler: str = "noisy"
@@ -81,7 +82,11 @@ class Args:
     label_sizes: tuple[int, ...] = (250, 500, 1000, 2000, 4000)
     """Numbers of pairs in part d (subsets of part a's pairs)."""
     multi_pairs_per_scene: int = 1000
-    """Comparisons per train phantom in part c (12 phantoms)."""
+    """Comparisons per train phantom in part c."""
+    multi_train_scenes: int = 12
+    """Train phantoms of part c (the first N of the train set; 12 as in issue 4's run)."""
+    multi_test_scenes: int = 16
+    """Held-out phantoms of part c (the first N of the held-out set), plus headsq."""
     multi_epochs: int = 75
     """Training epochs in part c."""
     image_size: int = 128
@@ -244,8 +249,9 @@ def part_b(bench: Bench) -> list[dict[str, Any]]:
 
 def part_c(bench: Bench) -> list[dict[str, Any]]:
     args = bench.args
-    train_scenes = SCENE_SETS["train"][:2] if args.quick else SCENE_SETS["train"]
-    test_scenes = SCENE_SETS["heldout"][:1] if args.quick else SCENE_SETS["heldout"]
+    train_scenes = SCENE_SETS["train"][: 2 if args.quick else args.multi_train_scenes]
+    heldout = SCENE_SETS["heldout"][: 1 if args.quick else args.multi_test_scenes]
+    test_scenes = (*heldout, "headsq")  # the real CT scan: the gap to real data
     collect = CollectConfig(
         pairs=args.multi_pairs_per_scene,
         labeler=args.labeler,
@@ -257,7 +263,7 @@ def part_c(bench: Bench) -> list[dict[str, Any]]:
     for variant in args.variants:
         t = bench.train(records, variant, epochs=args.multi_epochs)
         for scene in (*test_scenes, train_scenes[0]):
-            split = "held-out" if scene in test_scenes else "train"
+            split = "real" if scene == "headsq" else "held-out" if scene in heldout else "train"
             rows.append(_row(t, scene=scene, split=split, rho=bench.rho(t["model"], scene)))
     print(
         f"\n(c) multi-scene: {args.multi_pairs_per_scene} pairs x {len(train_scenes)} train "

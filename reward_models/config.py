@@ -277,17 +277,21 @@ class EvalConfig:
     Attributes:
         n_random: uniformly random actions for Spearman's rho and the reward histogram.
         grid: positions per axis of the moving vertex in the corner-point figure.
-        seed: seeds the random actions.
+        seed: seeds the random actions and, without stored preferences, the generated ones.
         pairs: ``"heldout"`` (the training's validation pairs) or ``"all"`` (every pair of
             the scene) for the pairwise accuracy.
         image_size: rendering side for the oracle score.
+        display_size: voxels along the longest side of the display volume the figures'
+            renderings are made on (:data:`tfgym.display.DISPLAY_WORKING_SIZE`; the scores
+            stay at the training working size).
+        views: camera views of each TF in the figures (:data:`tfgym.display.DISPLAY_VIEWS`).
     """
 
     n_random: int = field(default=20000, metadata=_help("random actions for Spearman rho"))
     grid: int = field(
         default=32, metadata=_help("vertex positions per axis in the corner-point figure")
     )
-    seed: int = field(default=0, metadata=_help("seed of the random actions"))
+    seed: int = field(default=0, metadata=_help("seed of the random and generated actions"))
     pairs: str = field(
         default="heldout",
         metadata=_help(
@@ -297,9 +301,21 @@ class EvalConfig:
         ),
     )
     image_size: int = field(default=128, metadata=_help("rendering side for the oracle"))
+    # the defaults of tfgym.display, written out: this module imports nothing of tfgym
+    display_size: int = field(
+        default=256, metadata=_help("voxels along the longest side of the figures' volume")
+    )
+    views: tuple[str, ...] = field(
+        default=("front", "side"), metadata=_help("camera views of the figures' renderings")
+    )
 
     def __post_init__(self) -> None:
         """Validate."""
+        self.views = (self.views,) if isinstance(self.views, str) else tuple(self.views)
+        if not self.views:
+            raise ValueError("views must name at least one view")
+        if self.display_size < 8:
+            raise ValueError(f"display_size must be at least 8, got {self.display_size}")
         if self.n_random < 2:
             raise ValueError(f"n_random must be at least 2, got {self.n_random}")
         if self.grid < 2:

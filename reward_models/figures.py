@@ -6,18 +6,21 @@ with ``fig.savefig``). Histograms and polygons are drawn with :mod:`tfgym.figure
 * :func:`reward_histogram_figure`: Figure 2 left, rewards of random actions;
 * :func:`corner_point_figure`: Figure 2 right, the reward as one vertex moves over the whole
   histogram while the others stay at a good TF, one panel per vertex over the JH image;
-* :func:`tf_grid_figure`: Figure 3, TFs rendered, sorted by reward, each titled with its RM
-  reward and oracle score;
+* :func:`tf_grid_figure`: Figure 3, TFs rendered at display quality from several views
+  (:mod:`tfgym.display`), sorted by reward, each titled with its RM reward and oracle score;
 * :func:`reward_vs_oracle_figure`: RM reward against oracle score of random actions.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from reward_models.config import EvalConfig
 from reward_models.metrics import Scorer, predict_batched
+from tfgym.display import DISPLAY_VIEWS, DISPLAY_WORKING_SIZE, display_figure, render_display
 from tfgym.figures import action_to_histogram, draw_histogram, draw_polygon, histogram_extent
 from tfgym.scene import Scene
 from tfgym.scoring import SceneScorer
@@ -140,41 +143,50 @@ def corner_point_figure(
 
 
 def tf_grid_figure(
-    model: Scorer, scorer: SceneScorer, actions: np.ndarray, *, columns: int = 4
+    model: Scorer,
+    scorer: SceneScorer,
+    actions: np.ndarray,
+    *,
+    columns: int = 3,
+    views: Sequence[str] = DISPLAY_VIEWS,
+    display_size: int = DISPLAY_WORKING_SIZE,
 ) -> Figure:
     """The paper's Figure 3: TFs rendered in a grid, sorted by RM reward (best first).
 
-    Each panel is the rendering, titled with its rank, RM reward and oracle score, with the
-    polygon over the JH as an inset in its lower right corner.
+    Each TF is a cell of its renderings at display quality
+    (:func:`tfgym.display.render_display`: the scene's ``display_size``-voxel volume, one
+    image per view), titled with its rank, RM reward and oracle score (at the scorer's
+    settings), with the polygon over the JH as an inset in the last view's lower right corner.
 
     Args:
         model: the scorer.
-        scorer: renders and scores the actions (``scorer.score(actions, renderings=True)``).
+        scorer: scores the actions (oracle score) at its settings; its scene is shown at
+            display quality with the same TF look.
         actions: ``(k, 2 * n_vertices)``, 12 in the paper.
-        columns: panels per row.
+        columns: TF cells per row.
+        views: camera views of each TF.
+        display_size: voxels along the longest side of the display volume.
     """
     acts = np.asarray(actions, dtype=np.float32)
     scene = scorer.scene
     rewards = predict_batched(model, scene.observation, acts)
-    batch = scorer.score(acts, renderings=True)
-    assert batch.renderings is not None
+    batch = scorer.score(acts)
     order = np.argsort(-rewards, kind="stable")
-    rows = -(-len(acts) // columns)
-    fig = Figure(figsize=(2.8 * columns, 3.0 * rows + 0.4), layout="constrained")
-    axes = fig.subplots(rows, columns, squeeze=False).ravel()
-    for ax in axes[len(acts) :]:
-        ax.set_axis_off()
-    for rank, (ax, k) in enumerate(zip(axes, order, strict=False)):
-        ax.imshow(batch.renderings.rgb[k])
-        ax.set_title(
-            f"#{rank + 1}  RM {rewards[k]:.2f}\noracle {batch.oracle_score[k]:.3f}", fontsize=10
-        )
-        ax.set_xticks([])
-        ax.set_yticks([])
-        inset = ax.inset_axes((0.68, 0.0, 0.32, 0.32))
-        draw_histogram(inset, scene.observation, scene.ranges)
-        draw_polygon(inset, batch.actions[k], scene.ranges, facecolor=(1, 0.6, 0.1, 0.35))
-        inset.set_xticks([])
-        inset.set_yticks([])
-    fig.suptitle(f"{scene.name}: {len(acts)} TFs sorted by RM reward (inset: TF on the histogram)")
-    return fig
+    images = render_display(
+        scene, batch.actions[order], views=views, working_size=display_size,
+        settings=scorer.settings,
+    )  # fmt: skip
+    titles = [
+        f"#{rank + 1}  RM {rewards[k]:.2f}\noracle {batch.oracle_score[k]:.3f}"
+        for rank, k in enumerate(order)
+    ]
+    return display_figure(
+        images,
+        titles,
+        views=views,
+        scene=scene,
+        actions=batch.actions[order],
+        histogram="inset",
+        columns=columns,
+        suptitle=f"{scene.name}: {len(acts)} TFs sorted by RM reward (inset: TF on the histogram)",
+    )

@@ -1,11 +1,18 @@
 """Shared fixtures: a seeded rng, single-threaded torch and a tiny labelled head-like volume.
 
+The session's phantom disk cache is a temporary folder (``TFGYM_CACHE_DIR``, deleted at the
+end) unless the user set ``TFGYM_CACHE_DIR``: tests never write into the user's cache.
+
 The tiny volume is small enough that slow pure-python references run over every voxel, and
 already isotropic at the fixture's working size, so ``Scene.from_volume(tiny_volume,
 working_size=24)`` keeps its voxels unchanged (no resampling).
 """
 
 from __future__ import annotations
+
+import os
+import shutil
+import tempfile
 
 import numpy as np
 import pytest
@@ -26,12 +33,26 @@ TINY_VALUES = {
 }
 
 
+_SESSION_CACHE: list[str] = []  # the temporary TFGYM_CACHE_DIR this process made, if any
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Single-threaded torch for the whole session (reproducible and no oversubscription)."""
+    """Single-threaded torch (reproducible, no oversubscription); a temporary disk cache."""
     del config
     import torch
 
     torch.set_num_threads(1)
+    if "TFGYM_CACHE_DIR" not in os.environ:  # inherited by subprocesses and xdist workers
+        _SESSION_CACHE.append(tempfile.mkdtemp(prefix="tfgym-test-cache-"))
+        os.environ["TFGYM_CACHE_DIR"] = _SESSION_CACHE[0]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Delete the session's temporary disk cache."""
+    del config
+    for folder in _SESSION_CACHE:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop("TFGYM_CACHE_DIR", None)
 
 
 @pytest.fixture

@@ -46,11 +46,14 @@ def test_bench_env_smoke(tmp_path):
         "2",
         "--scenes",
         "headsq",
+        "--procedural-resets",
+        "2",
         "--out",
         str(path),
     )
     record = json.loads(path.read_text())
     assert record["args"]["steps"] == 20 and record["args"]["scenes"] == "headsq"
+    assert record["procedural"]["resets"] == 2
     assert record["machine"]["cores"] == os.cpu_count()
     assert record["machine"]["libraries"]["tfgym"] is not None
     rows = {row["name"]: row for row in record["results"]}

@@ -186,6 +186,8 @@ def test_demo_writes_figures_tfs_summary_and_tensorboard(tmp_path, capsys):
         "8",
         "--image-size",
         "64",
+        "--display-size",
+        "48",
         "--no-progress",
     )
     assert out.returncode == 0, out.stderr
@@ -204,7 +206,8 @@ def test_demo_writes_figures_tfs_summary_and_tensorboard(tmp_path, capsys):
     history = row["best_reward_history"]
     assert len(history) == 4
     assert history == sorted(history)  # a running maximum
-    assert row["best_reward"] == pytest.approx(history[-1], abs=1e-9)  # re-scored: the same
+    # re-scored: the same (up to float32 summation order, which depends on the batch size)
+    assert row["best_reward"] == pytest.approx(history[-1], abs=1e-6)
     best = TransferFunction.load(folder / "best_tf.json")
     np.testing.assert_allclose(best.action, row["best_action"], atol=1e-6)
     # The saved TFs, re-rendered by `tfgym render`, score what the summary says (printed

@@ -92,7 +92,7 @@ def readme_python_blocks() -> list[str]:
 TINY = {
     "collect": ["--pairs", "200", "--image-size", "32", "--no-progress"],
     "train-rm": ["--epochs", "2", "--variant", "tiny-mask", "--no-progress"],
-    "eval-rm": ["--n-random", "256"],
+    "eval-rm": ["--n-random", "256", "--display-size", "48"],
 }
 
 

@@ -12,9 +12,15 @@ import agents
 import tfgym.search
 from tfgym.oracle import reference_action
 from tfgym.scoring import SceneScorer, ScoringSettings
-from tfgym.search import CrossEntropySearch, RandomSearch, SearchResult
+from tfgym.search import (
+    ConstantResult,
+    CrossEntropySearch,
+    RandomSearch,
+    SearchResult,
+    best_constant_action,
+)
 
-SCENE = "phantom-00"
+SCENE = "phantom-03"  # an adult in a dental field of view: teeth fill a good part of it
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +150,140 @@ def test_module_doctests():
     failures, tried = doctest.testmod(tfgym.search, optionflags=doctest.ELLIPSIS)
     assert tried > 0
     assert failures == 0
+
+
+# ------------------------------------------------------------- the constant-polygon baseline
+CONSTANT_SCENES = ("phantom-00", "phantom-01", "phantom-02")
+
+
+@pytest.fixture(scope="module")
+def tiny_scorers() -> list[SceneScorer]:
+    settings = ScoringSettings(working_size=32, image_size=32)
+    return [SceneScorer(s, settings) for s in CONSTANT_SCENES]
+
+
+def test_constant_beats_every_hand_made_tf_played_on_every_scene(tiny_scorers):
+    refs = np.stack([reference_action(s.scene) for s in tiny_scorers])
+    # scores of each scene's reference TF on every scene: a hand-made TF played as a constant
+    as_constant = np.mean([s.score(refs).rewards for s in tiny_scorers], axis=0)
+    for seed in range(2):
+        result = best_constant_action(
+            tiny_scorers, 96, np.random.default_rng(seed), population_size=16
+        )
+        assert result.mean_reward > as_constant.max() + 0.02, (result.mean_reward, as_constant)
+        # yet the scans differ: no constant is as good as each scan's own reference TF
+        own = [float(s.score(r).rewards[0]) for s, r in zip(tiny_scorers, refs, strict=True)]
+        assert result.mean_reward < np.mean(own)
+
+
+def test_constant_over_one_scene_is_the_cem_search_of_that_scene(tiny_scorers):
+    scorer = tiny_scorers[0]
+    constant = best_constant_action([scorer], 40, np.random.default_rng(3), population_size=8)
+    cem = CrossEntropySearch(np.random.default_rng(3), population_size=8).run(scorer, 40)
+    np.testing.assert_array_equal(constant.action, cem.best_action)
+    assert constant.history == cem.history
+    assert constant.scene_rewards.tolist() == [cem.best_reward] == [constant.mean_reward]
+    assert constant.n_evaluations == constant.n_candidates == cem.n_evaluations == 40
+
+
+def test_constant_result_is_consistent_and_accounted(tiny_scorers, monkeypatch):
+    calls: list[tuple[str, int]] = []
+    for scorer in tiny_scorers:
+        original = scorer.score
+
+        def counting(actions, _original=original, _name=scorer.name, **kwargs):
+            calls.append((_name, len(actions)))
+            return _original(actions, **kwargs)
+
+        monkeypatch.setattr(scorer, "score", counting)
+    result = best_constant_action(
+        tiny_scorers, 20, np.random.default_rng(0), population_size=8, initial=np.zeros((1, 8))
+    )
+    monkeypatch.undo()
+    assert isinstance(result, ConstantResult)
+    # one render call per scene and population: 1 seeded candidate, then 8, 8 and 3
+    assert [n for _, n in calls] == [1] * 3 + [8] * 6 + [3] * 3
+    assert [name for name, _ in calls[:3]] == list(CONSTANT_SCENES)
+    assert result.scenes == CONSTANT_SCENES
+    assert result.n_candidates == 20 and result.n_evaluations == 60
+    assert [h.evaluations for h in result.history] == [1, 9, 17, 20]
+    assert result.history[0].best_reward == 0.0  # the all-zero polygon draws nothing
+    assert np.all(np.diff([h.best_reward for h in result.history]) >= 0)
+    assert result.action.dtype == np.float32 and result.action.shape == (8,)
+    again = np.array([s.score(result.action).rewards[0] for s in tiny_scorers])
+    np.testing.assert_allclose(result.scene_rewards, again, atol=1e-9)
+    assert result.mean_reward == pytest.approx(again.mean())
+    assert result.history[-1].best_reward == result.mean_reward
+    assert result.reward_of("phantom-01") == result.scene_rewards[1]
+    with pytest.raises(KeyError, match="phantom-09"):
+        result.reward_of("phantom-09")
+
+
+def test_constant_search_is_deterministic_for_a_fixed_rng(tiny_scorers):
+    def run(seed: int) -> ConstantResult:
+        return best_constant_action(
+            tiny_scorers[:2], 24, np.random.default_rng(seed), population_size=8
+        )
+
+    a, b, c = run(5), run(5), run(6)
+    np.testing.assert_array_equal(a.action, b.action)
+    assert a.history == b.history
+    np.testing.assert_array_equal(a.scene_rewards, b.scene_rewards)
+    assert not np.array_equal(a.action, c.action)
+
+
+def test_constant_search_rejects_bad_arguments(tiny_scorers):
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="at least one scorer"):
+        best_constant_action([], 8, rng)
+    with pytest.raises(ValueError, match="unknown search method 'grid'"):
+        best_constant_action(tiny_scorers, 8, rng, method="grid")
+    with pytest.raises(ValueError, match="budget must be at least 1"):
+        best_constant_action(tiny_scorers, 0, rng)
+    five = SceneScorer("phantom-00", ScoringSettings(working_size=32, image_size=32, n_vertices=5))
+    with pytest.raises(ValueError, match="actions differ in size"):
+        best_constant_action([tiny_scorers[0], five], 8, rng)
+    with pytest.raises(TypeError, match="SceneScorer"):
+        best_constant_action([tiny_scorers[0], "phantom-01"], 8, rng)
+
+
+def test_constant_policy_plays_one_action_whatever_it_sees(tiny_scorers):
+    policy = agents.ConstantPolicy.fit(
+        tiny_scorers[:2], 16, np.random.default_rng(0), population_size=8
+    )
+    assert policy.result is not None
+    np.testing.assert_array_equal(policy.action, policy.result.action)
+    for scorer in tiny_scorers:
+        action, state = policy.predict(scorer.observation)
+        np.testing.assert_array_equal(action, policy.result.action)
+        assert state is None
+    batch, _ = policy.predict(np.stack([s.observation for s in tiny_scorers]))
+    assert batch.shape == (3, 8) and batch.dtype == np.float32
+    assert np.all(batch == policy.action)
+    # it acts in the env like any policy: the reward is the constant's score on the scene
+    first = policy.result.scenes[0]
+    env = gym.make("tfgym:TransferFunction-v0", scenes=first, image_size=32, working_size=32)
+    obs, _ = env.reset(seed=0)
+    _, reward, *_ = env.step(policy.predict(obs)[0])
+    assert reward == pytest.approx(policy.result.reward_of(first), abs=1e-6)
+    env.close()
+    clipped = agents.ConstantPolicy(np.array([2.0, -1, 1, -1, 1, 1, -3, 1]))
+    assert clipped.action.min() == -1.0 and clipped.action.max() == 1.0
+    with pytest.raises(ValueError, match="2 \\* n_vertices"):
+        agents.ConstantPolicy(np.zeros(5))
+    with pytest.raises(ValueError, match="finite"):
+        agents.ConstantPolicy(np.full(8, np.nan))
+
+
+def test_agents_constant_doctests():
+    import agents.constant
+
+    failures, tried = doctest.testmod(agents.constant, optionflags=doctest.ELLIPSIS)
+    assert tried > 0
+    assert failures == 0
+
+
+def test_agents_reexports_the_constant_baseline():
+    assert agents.best_constant_action is best_constant_action
+    assert agents.ConstantResult is ConstantResult
+    assert {"ConstantPolicy", "best_constant_action"} <= set(agents.__all__)

@@ -3,10 +3,16 @@
 :func:`run_demo` splits a budget of env evaluations evenly over the scenes, runs
 :class:`tfgym.search.CrossEntropySearch` on each (through its :class:`tfgym.scoring.SceneScorer`)
 and writes, per scene, ``figure.png`` (the renderings of the best, a random and the hand-made
-TF above their polygons on the joint histogram), ``best.png``, ``random.png``,
-``reference.png`` and their TFs as JSON; then ``summary.json`` and TensorBoard logs (scalars
-``search/best_reward`` and ``search/mean_reward`` against env evaluations, one run per
-scene, and the images). ``tfgym demo`` is a thin command over it.
+TF at display quality from several views, above their polygons on the joint histogram),
+``best.png``, ``random.png``, ``reference.png`` (the renderings the oracle scored, at the
+scoring settings' image size) and their TFs as JSON; then ``summary.json`` and TensorBoard
+logs (scalars ``search/best_reward`` and ``search/mean_reward`` against env evaluations, one
+run per scene, and the images). ``tfgym demo`` is a thin command over it.
+
+The search and the scores run at the scoring settings' working size (fast); the figure renders
+the same TFs with :func:`tfgym.display.render_display` on the scene's display volume
+(``display_size`` voxels, :data:`tfgym.display.DISPLAY_WORKING_SIZE` by default), built once
+per scene.
 """
 
 from __future__ import annotations
@@ -21,7 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from tfgym.figures import draw_histogram, draw_polygon, figure_to_rgb, save_png
+from tfgym.display import (
+    DISPLAY_VIEWS,
+    DISPLAY_WORKING_SIZE,
+    check_views,
+    display_figure,
+    render_display,
+)
+from tfgym.figures import figure_to_rgb, save_png
 from tfgym.oracle.reference import reference_action
 from tfgym.scene import resolve_scenes
 from tfgym.scoring import SceneScorer, ScoreBatch, ScoringSettings
@@ -45,9 +58,19 @@ class DemoConfig:
     seed: int = field(default=0, metadata={"help": "random seed"})
     population_size: int = field(default=16, metadata={"help": "CEM population size"})
     progress: bool = field(default=True, metadata={"help": "progress bars"})
+    display_size: int = field(
+        default=DISPLAY_WORKING_SIZE,
+        metadata={"help": "voxels along the longest side of the figures' display volume"},
+    )
+    views: tuple[str, ...] = field(
+        default=DISPLAY_VIEWS, metadata={"help": "camera views of the figures"}
+    )
 
     def __post_init__(self) -> None:
         """Validate (before any work)."""
+        object.__setattr__(self, "views", check_views(self.views))
+        if self.display_size < 8:
+            raise ValueError(f"display_size must be at least 8, got {self.display_size}")
         if self.population_size < 2:
             raise ValueError(f"population_size must be at least 2, got {self.population_size}")
         n = len(resolve_scenes(self.scenes))
@@ -71,26 +94,28 @@ def safe_name(scene: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "scene"
 
 
-def _figure(scorer: SceneScorer, titles: list[str], batch: ScoreBatch) -> np.ndarray:
-    """Per TF a column with its rendering (top) and its polygon on the JH (bottom)."""
-    from matplotlib.figure import Figure
-
+def _figure(
+    scorer: SceneScorer, titles: list[str], batch: ScoreBatch, config: DemoConfig
+) -> np.ndarray:
+    """Per TF a cell: its display renderings from each view above its polygon on the JH."""
     scene = scorer.scene
-    assert batch.renderings is not None
-    fig = Figure(figsize=(3.4 * len(titles), 7.0), layout="constrained")
-    axes = fig.subplots(2, len(titles), squeeze=False)
-    for col, title in enumerate(titles):
-        top, bottom = axes[0, col], axes[1, col]
-        top.imshow(batch.renderings.rgb[col])
-        top.set_title(f"{title}\noracle score {batch.oracle_score[col]:.3f}", fontsize=10)
-        top.set_axis_off()
-        draw_histogram(bottom, scene.observation, scene.ranges)
-        draw_polygon(bottom, batch.actions[col], scene.ranges)
-        bottom.set_xlabel("intensity")
-        bottom.set_ylabel("gradient magnitude" if col == 0 else "")
-        bottom.tick_params(labelsize=7)
+    images = render_display(
+        scene,
+        batch.tfs,
+        views=config.views,
+        working_size=config.display_size,
+        settings=scorer.settings,
+    )
     labels = " (approximate labels)" if scene.labels_approximate else ""
-    fig.suptitle(f"{scene.name}: joint histogram and transfer functions{labels}")
+    fig = display_figure(
+        images,
+        [f"{t}\noracle score {batch.oracle_score[i]:.3f}" for i, t in enumerate(titles)],
+        views=config.views,
+        scene=scene,
+        actions=batch.actions,
+        histogram="below",
+        suptitle=f"{scene.name}: transfer functions on the joint histogram{labels}",
+    )
     return figure_to_rgb(fig)
 
 
@@ -128,13 +153,15 @@ def _demo_scene(
     for i, name in enumerate(FILES[: len(batch)]):
         save_png(folder / f"{name}.png", batch.renderings.rgb[i])
         replace(batch.tf(i), ranges=scorer.scene.ranges).save(folder / f"{name}_tf.json")
-    figure = _figure(scorer, list(named), batch)
+    figure = _figure(scorer, list(named), batch, config)
     save_png(folder / "figure.png", figure)
     _log(out / "tensorboard" / safe_name(scorer.name), result, batch, figure)
     return {
         "scene": scorer.name,
         "folder": str(folder),
         "labels_approximate": bool(scorer.scene.labels_approximate),
+        "target_plausible": bool(batch.target_plausible),
+        "target_warning": batch.target_warning,
         "evaluations": result.n_evaluations,
         "iterations": len(result.history),
         "best_reward": float(batch.rewards[0]),

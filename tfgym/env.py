@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -10,11 +12,21 @@ import numpy as np
 from gymnasium import spaces
 
 from tfgym.backends import RewardBackend, make_backend
-from tfgym.scene import DEFAULT_WORKING_SIZE, Scene, resolve_scenes
+from tfgym.scene import (
+    DEFAULT_WORKING_SIZE,
+    Scene,
+    ScenePool,
+    load_scene,
+    resolve_scenes,
+    scene_pool,
+)
 from tfgym.scoring import SceneScorer, ScoreBatch, ScoringSettings
 from tfgym.volume import Tissue
 
-__all__ = ["TransferFunctionEnv"]
+__all__ = ["MAX_SCORERS", "TransferFunctionEnv"]
+
+MAX_SCORERS = 64
+"""Scene scorers an env keeps, least recently used out (every fixed scene set fits)."""
 
 
 class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -45,14 +57,23 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
     ## Rewards
 
     Whatever the reward backend returns for the rendering, a float. The default ``"oracle"``
-    backend returns the oracle's quality score in [0, 1] (visibility and purity of bone and
-    teeth, see :mod:`tfgym.oracle`); ``"reward_model"`` returns a learned Bradley-Terry
-    reward model's reward (unbounded, checkpoint from ``reward_model_path``).
+    backend returns the oracle's quality score in [0, 1] (visibility, purity and structure of
+    bone and teeth, see :mod:`tfgym.oracle`); ``"reward_model"`` returns a learned
+    Bradley-Terry reward model's reward (unbounded, checkpoint from ``reward_model_path``).
 
     ## Starting State
 
-    ``reset`` draws a scene uniformly from the env's scene set with ``self.np_random``, or
-    uses ``options={"scene": name}``. The observation is that scene's histogram image.
+    ``reset`` draws a scene uniformly from the env's scene pool (:attr:`scene_pool`) with
+    one ``self.np_random.integers`` call, or uses ``options={"scene": name}``. The
+    observation is that scene's histogram image.
+
+    With ``scenes="procedural"`` the pool is a million phantom seeds
+    (:data:`tfgym.scene.PROCEDURAL_SEEDS`, disjoint from ``train`` and ``heldout``), so nearly
+    every reset shows a head never seen before: its volume is generated on its first use on
+    the machine, then read from the disk cache (:mod:`tfgym.cache`), and the scene is built
+    outside the process scene cache. ``"procedural"`` cannot be mixed with other scenes in a
+    list; pass a :class:`tfgym.scene.ScenePool` to draw from names and seeds together. The
+    env keeps the scorers of its :data:`MAX_SCORERS` most recently used scenes.
 
     ## Episode End
 
@@ -62,8 +83,12 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
     ## Info
 
     ``reset``: ``scene``. ``step``: ``scene``, ``oracle_score`` (the oracle's score for the
-    env's ``target`` whatever the backend; approximate on unlabelled scans), ``visibility``,
-    ``purity`` (Python floats), ``labels_approximate`` (bool) and ``tf`` (the
+    env's ``target`` whatever the backend; approximate on unlabelled scans), its components
+    ``visibility``, ``purity`` and ``structure`` (Python floats), ``labels_approximate``
+    (bool), ``target_plausible`` (bool: False when the scan holds no plausible target for the
+    oracle, e.g. bone in an MR scan, :func:`tfgym.oracle.target_plausibility`; the score is
+    still reported but means nothing there), ``target_warning`` (str, present only when
+    ``target_plausible`` is False: why) and ``tf`` (the
     :class:`tfgym.transfer_function.TransferFunction`).
 
     ## Batch scoring
@@ -77,7 +102,9 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
 
     | argument         | default   | meaning                                                   |
     |------------------|-----------|-----------------------------------------------------------|
-    | scenes           | "train"   | scene set name, scene name, scan path, or a list of them  |
+    | scenes           | "train"   | scene set name, ``"procedural"`` (a fresh phantom seed at  |
+    |                  |           | each reset), scene name (``"phantom-N"`` for any seed N),  |
+    |                  |           | scan path, a list of them, or a ``ScenePool``             |
     | reward_backend   | "oracle"  | ``"oracle"``, ``"reward_model"``, ``"human"`` or a backend |
     | n_vertices       | 4         | polygon vertices (action size ``2 * n_vertices``)         |
     | histogram_bins   | 64        | bins per histogram axis (observation size)                |
@@ -112,7 +139,7 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def __init__(
         self,
-        scenes: str | Sequence[str] = "train",
+        scenes: str | Sequence[str] | ScenePool = "train",
         reward_backend: str | RewardBackend = "oracle",
         *,
         n_vertices: int = 4,
@@ -146,7 +173,7 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
             target=target,
             device=device,
         )
-        self.scene_names = resolve_scenes(scenes)
+        self.scene_pool = scene_pool(scenes)
         if reward_model_path is not None and reward_backend != "reward_model":
             raise ValueError("reward_model_path= is only used with reward_backend='reward_model'")
         kwargs = dict(reward_kwargs or {})
@@ -170,12 +197,26 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
         )
         shape = (1, self.settings.histogram_bins, self.settings.histogram_bins)
         self.observation_space = spaces.Box(0, 255, shape=shape, dtype=np.uint8)
-        self._scorers: dict[str, SceneScorer] = {}
+        self._scorers: OrderedDict[str, SceneScorer] = OrderedDict()
+        self._scorer: SceneScorer | None = None
         self.scene: Scene | None = None
         self._last: ScoreBatch | None = None
         self._done = True
 
     # -- scenes -------------------------------------------------------------------------------
+    @property
+    def scene_names(self) -> tuple[str, ...]:
+        """The scenes of a pool of named scenes (every fixed set; not ``"procedural"``).
+
+        Raises:
+            ValueError: the pool draws phantom seeds (see :attr:`scene_pool`).
+        """
+        if self.scene_pool.seeds:
+            raise ValueError(
+                f"this env draws from {self.scene_pool!r}, not from a list of scene names"
+            )
+        return self.scene_pool.names
+
     def scorer(self, scene: str | None = None) -> SceneScorer:
         """The (cached) batch scorer of a scene at this env's settings and backend.
 
@@ -184,15 +225,28 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
 
         Raises:
             gymnasium.error.ResetNeeded: ``scene=None`` before the first ``reset``.
+            ValueError: ``scene`` is unknown or names a scene set.
         """
         if scene is None:
-            if self.scene is None:
+            if self._scorer is None:
                 raise gym.error.ResetNeeded("call reset() first or name the scene")
-            scene = self.scene.name
-        key = str(scene)
-        if key not in self._scorers:
-            self._scorers[key] = SceneScorer(key, self.settings, backend=self.backend)
-        return self._scorers[key]
+            return self._scorer
+        return self._scene_scorer(_one_scene(scene), fresh=False)
+
+    def _scene_scorer(self, name: str, *, fresh: bool) -> SceneScorer:
+        """The cached scorer of a canonical scene name; a fresh scene skips the scene cache."""
+        scorer = self._scorers.get(name)
+        if scorer is not None:
+            self._scorers.move_to_end(name)
+            return scorer
+        s = self.settings
+        scene = load_scene(
+            name, working_size=s.working_size, histogram_bins=s.histogram_bins, cache=not fresh
+        )
+        scorer = self._scorers[name] = SceneScorer(scene, s, backend=self.backend)
+        if len(self._scorers) > MAX_SCORERS:
+            self._scorers.popitem(last=False)
+        return scorer
 
     def _get_obs(self) -> np.ndarray:
         assert self.scene is not None
@@ -206,13 +260,12 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
         super().reset(seed=seed)
         options = options or {}
         if "scene" in options:
-            names = resolve_scenes(options["scene"])
-            if len(names) != 1:
-                raise ValueError(f"options['scene'] must name one scene, got {options['scene']!r}")
-            name = names[0]
+            name, fresh = _one_scene(options["scene"], "options['scene']"), False
         else:
-            name = self.scene_names[int(self.np_random.integers(len(self.scene_names)))]
-        self.scene = self.scorer(name).scene
+            name = self.scene_pool.sample(self.np_random)
+            fresh = self.scene_pool.is_fresh(name)
+        self._scorer = self._scene_scorer(name, fresh=fresh)
+        self.scene = self._scorer.scene
         self._last, self._done = None, False
         return self._get_obs(), {"scene": name}
 
@@ -225,7 +278,8 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
             raise ValueError(
                 f"action must have shape {self.action_space.shape}, got {np.shape(action)}"
             )
-        batch = self.scorer(self.scene.name).score(act, renderings=self.render_mode is not None)
+        assert self._scorer is not None
+        batch = self._scorer.score(act, renderings=self.render_mode is not None)
         self._last, self._done = batch, True
         if self.render_mode == "human":
             self.render()
@@ -260,7 +314,8 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
     def __getstate__(self) -> dict[str, Any]:
         """Pickle without caches (scorers are rebuilt from the process-wide scene cache)."""
         state = self.__dict__.copy()
-        state["_scorers"] = {}
+        state["_scorers"] = OrderedDict()
+        state["_scorer"] = None
         state["scene_name"] = None if self.scene is None else self.scene.name
         state["scene"] = None
         state["_last"] = None
@@ -271,4 +326,13 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
         name = state.pop("scene_name")
         self.__dict__.update(state)
         if name is not None:
-            self.scene = self.scorer(name).scene
+            self._scorer = self.scorer(name)
+            self.scene = self._scorer.scene
+
+
+def _one_scene(scene: str | Path, what: str = "scene") -> str:
+    """The canonical name of exactly one scene; ValueError for a set or a bad name."""
+    names = resolve_scenes(scene)
+    if len(names) != 1:
+        raise ValueError(f"{what} must name one scene, got {scene!r}")
+    return names[0]

@@ -23,7 +23,8 @@ composited over black and ``alpha`` the accumulated opacity.
 For the oracle the renderer also reports how much each tissue label contributed: the sum over
 the projected plane of ``T_d * alpha_d`` over voxels of that label, in plane pixels (a fully
 opaque label covering ``k`` pixels in front contributes ``k``), broken down by which labels
-the voxel's neighbours have (:func:`tfgym.scene.tissue_classes`).
+the voxel's neighbours have (:func:`voxel_classes`: labels within one voxel of the scan's
+reference grid, so the partial-volume shell is as thick in mm at every working size).
 """
 
 from __future__ import annotations
@@ -58,8 +59,10 @@ __all__ = [
     "Renderer",
     "check_device",
     "class_mask",
+    "shell_radius",
     "silhouette_area",
     "view_geometry",
+    "voxel_classes",
 ]
 
 N_LABELS = len(Tissue)
@@ -122,6 +125,53 @@ def check_device(device: str) -> None:
         )
 
 
+_CLASSES: weakref.WeakKeyDictionary[Scene, np.ndarray] = weakref.WeakKeyDictionary()
+
+
+def shell_radius(scene: Scene) -> int:
+    """Working voxels in one voxel of the scan's reference grid (at least 1).
+
+    A partial-volume voxel at a tissue boundary is one reference voxel thick in mm, whatever
+    the working size: 1 working voxel at the reference size, 4 at four times its resolution.
+    """
+    return max(1, round(1.0 / scene.opacity_scale))
+
+
+def voxel_classes(scene: Scene) -> np.ndarray:
+    """Per-voxel class ``label * 32 + neighbour bits`` of the scene (uint8, cached, read-only).
+
+    As :func:`tfgym.scene.tissue_classes`, with bit ``t`` set when a voxel of label ``t`` lies
+    within :func:`shell_radius` face steps (1 at the reference working size, where both are
+    equal).
+    """
+    if scene not in _CLASSES:
+        radius = shell_radius(scene)
+        if radius == 1:
+            classes = tissue_classes(scene.labels)
+        else:
+            labels = scene.labels
+            near = np.left_shift(np.uint8(1), labels)  # labels within k steps, k = 0 first
+            for _ in range(radius - 1):
+                near = near | _face_neighbours(near)
+            classes = (labels * np.uint8(32) + _face_neighbours(near)).astype(np.uint8)
+        classes.setflags(write=False)
+        _CLASSES[scene] = classes
+    return _CLASSES[scene]
+
+
+def _face_neighbours(bits: np.ndarray) -> np.ndarray:
+    """OR of the six face neighbours' bits (0 beyond the volume)."""
+    out = np.zeros_like(bits)
+    for axis in range(3):
+        n = bits.shape[axis]
+        lo = [slice(None)] * 3
+        hi = [slice(None)] * 3
+        lo[axis], hi[axis] = slice(0, n - 1), slice(1, n)
+        out[tuple(lo)] |= bits[tuple(hi)]
+        out[tuple(hi)] |= bits[tuple(lo)]
+    return out
+
+
 # per scene (weakly held) and view: which voxel classes each ray passes, (rows*cols, N_CLASSES)
 _RAY_HITS: weakref.WeakKeyDictionary[Scene, dict[str, np.ndarray]] = weakref.WeakKeyDictionary()
 _AREAS: weakref.WeakKeyDictionary[Scene, dict[tuple[Any, ...], int]] = weakref.WeakKeyDictionary()
@@ -132,7 +182,7 @@ def _ray_hits(scene: Scene, view: str) -> np.ndarray:
     if view not in per_scene:
         perm, flips = view_geometry(view)
         flip_axes = tuple(i for i, f in enumerate(flips) if f)
-        classes = np.flip(np.transpose(tissue_classes(scene.labels), perm), flip_axes)
+        classes = np.flip(np.transpose(voxel_classes(scene), perm), flip_axes)
         flat = classes.reshape(classes.shape[0], -1)
         hit = np.zeros((flat.shape[1], N_CLASSES), dtype=bool)
         hit[np.arange(flat.shape[1])[None, :].repeat(flat.shape[0], 0), flat] = True
@@ -145,8 +195,8 @@ def silhouette_area(
 ) -> int:
     """Plane pixels (of the projected working volume) whose ray passes through ``tissues``.
 
-    With ``shell=True`` the one-voxel shell around the tissues counts too (the region the
-    oracle treats as target, see :mod:`tfgym.oracle`). Cached per scene and view.
+    With ``shell=True`` the shell around the tissues (:func:`voxel_classes`) counts too.
+    Cached per scene and view.
 
     Example:
         >>> from tfgym.scene import load_scene
@@ -271,10 +321,10 @@ class Renderer:
 
         bins = arrange(self.scene.bins)
         if self.shading:
-            shade = arrange(self._shading(self.scene, self.view))
+            shade = arrange(self._shading(self.scene, self.view, smooth=self.samples_per_voxel > 1))
         else:
             shade = np.ones(bins.shape, np.float32)
-        return bins, arrange(tissue_classes(self.scene.labels)), shade
+        return bins, arrange(voxel_classes(self.scene)), shade
 
     def _interpolation_coords(self) -> tuple[np.ndarray, np.ndarray]:
         """Continuous histogram coordinates (intensity, gradient bins) per voxel, ray-major."""
@@ -322,12 +372,24 @@ class Renderer:
         return self._dense
 
     @staticmethod
-    def _shading(scene: Scene, view: str) -> np.ndarray:
+    def _shading(scene: Scene, view: str, *, smooth: bool = False) -> np.ndarray:
+        """Headlight shading per voxel; ``smooth``: normals of the volume blurred by 1 voxel.
+
+        Display quality smooths the normals (as volume renderers do): central differences
+        across a sharp surface that lies at an angle to the voxel grid wobble from voxel to
+        voxel and draw contour rings on smooth bone.
+        """
         dop, _ = view_vectors(view)
         data, spacing = scene.volume.data, scene.volume.spacing
+        if smooth:
+            from scipy import ndimage
+
+            data = ndimage.gaussian_filter(data, 1.0, mode="nearest")
         gz, gy, gx = np.gradient(data, *spacing)
         dot = gx * dop[0] + gy * dop[1] + gz * dop[2]
-        mag = scene.gradient
+        # the normal's own length on the working grid (scene.gradient is the histogram's
+        # gradient, estimated at the reference scale, and would not normalise it)
+        mag = np.sqrt(gx * gx + gy * gy + gz * gz)
         flat = mag < 1e-3 * scene.ranges.gradient_max
         cos = np.abs(dot) / np.where(flat, 1.0, mag)
         return np.where(flat, 1.0, AMBIENT + DIFFUSE * cos).astype(np.float32)

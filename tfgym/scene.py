@@ -8,11 +8,28 @@ up; nothing is regenerated.
 Scene names:
 
 * ``"headsq"`` -- the real CT head shipped with tfgym (64x64x93, VTK example data);
-* ``"phantom-00"`` .. ``"phantom-15"`` -- procedural CBCT heads (:mod:`tfgym.phantoms`);
+* ``"phantom-N"`` for any seed ``N >= 0`` -- the procedural CBCT head of that seed
+  (:mod:`tfgym.phantoms`), deterministic; ``"phantom-7"`` and ``"phantom-07"`` name the same
+  scene, whose canonical name is ``phantom_name(7) == "phantom-07"``;
 * any path to a DICOM series directory, NIfTI, NRRD or MetaImage file.
 
-Scene sets: ``"train"`` (12 phantoms), ``"heldout"`` (4 phantoms), ``"phantoms"`` (all 16),
-``"real"`` (headsq) and ``"all"``.
+Scene sets: ``"train"`` (phantoms 0-31), ``"heldout"`` (phantoms 32-47), ``"phantoms"``
+(both), ``"real"`` (headsq) and ``"all"`` -- fixed, named benchmark sets -- and the
+``"procedural"`` pool: the :data:`PROCEDURAL_SEEDS` (a million seeds from 10000, disjoint
+from the benchmark sets; seeds 48-9999 are left for users' own sets). A pool is a
+:class:`ScenePool` that an env draws from (:func:`scene_pool`), never expanded into names.
+
+Caching: phantom volumes come from the disk cache (:func:`tfgym.cache.cached_phantom`), so
+a scene never waits for generation after its first use on a machine. Built scenes stay in
+the process in :data:`SCENE_CACHE`, a least-recently-used cache bounded in bytes (the arrays
+of each scene, :func:`scene_nbytes`): ``$TFGYM_SCENE_CACHE_MB`` MiB, default 2048, per
+process. A scene larger than the budget is built and returned, not kept.
+
+Every working size of a scan shares one histogram definition, taken on its reference volume
+(:data:`REFERENCE_SIZE` voxels along the longest side): axis ranges, gradient magnitude (grey
+values per mm at the reference grid's scale, interpolated onto finer working grids) and the
+intensity-class thresholds. A TF drawn on the training histogram therefore selects the same
+anatomy on a display-quality volume (see :meth:`Scene.from_volume`).
 
 Unlabelled scans (headsq, user files) get **approximate** labels from intensity classes: a
 two-threshold Otsu split of the working volume into air, soft tissue and bone
@@ -22,14 +39,18 @@ bone; calcified or contrast-filled soft tissue counts as bone too.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
-from collections.abc import Sequence
+import os
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from tfgym.cache import ByteLRU, cached_phantom
 from tfgym.histogram import (
     HistogramRanges,
     bin_indices,
@@ -37,22 +58,34 @@ from tfgym.histogram import (
     histogram_image,
     joint_histogram,
 )
-from tfgym.phantoms import HELDOUT_PHANTOMS, TRAIN_PHANTOMS, make_phantom
-from tfgym.volume import Tissue, Volume, resample_volume
+from tfgym.phantoms import HELDOUT_PHANTOMS, TRAIN_PHANTOMS, phantom_name
+from tfgym.volume import Tissue, Volume, regrid, resample_volume
 from tfgym.volume_io import bundled_scan_path, load_volume
 
 __all__ = [
     "DEFAULT_WORKING_SIZE",
     "N_CLASSES",
+    "PROCEDURAL_SEEDS",
+    "REFERENCE_SIZE",
+    "SCENE_CACHE",
     "SCENE_SETS",
     "Scene",
+    "ScenePool",
+    "intensity_class_labels",
+    "intensity_class_thresholds",
     "list_scenes",
     "load_scene",
+    "phantom_seed",
+    "phantom_sizes",
     "resolve_scenes",
+    "scene_nbytes",
+    "scene_pool",
     "tissue_classes",
 ]
 
 DEFAULT_WORKING_SIZE = 64
+REFERENCE_SIZE = 64
+"""Voxels along the longest side of a scan's reference volume, on which its histogram is defined."""
 N_CLASSES = 5 * 32  # tissue label x neighbour bits, see tissue_classes
 PHANTOM_NAMES: tuple[str, ...] = (*TRAIN_PHANTOMS, *HELDOUT_PHANTOMS)
 REAL_SCANS: tuple[str, ...] = ("headsq",)
@@ -63,6 +96,12 @@ SCENE_SETS: dict[str, tuple[str, ...]] = {
     "real": REAL_SCANS,
     "all": (*PHANTOM_NAMES, *REAL_SCANS),
 }
+PROCEDURAL = "procedural"
+PROCEDURAL_SEEDS = range(10_000, 1_010_000)
+"""Seeds of the ``"procedural"`` pool: a fresh one at each reset, never a benchmark seed."""
+SCENE_CACHE_MB_ENV = "TFGYM_SCENE_CACHE_MB"
+DEFAULT_SCENE_CACHE_MB = 2048
+_PHANTOM = re.compile(r"phantom-(\d+)")
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,12 +111,16 @@ class Scene:
     Attributes:
         name: scene name (or file path).
         volume: the working volume: isotropic, longest side ``working_size``, with labels.
-        gradient: gradient magnitude per voxel (grey values per mm), float32.
+        gradient: gradient magnitude per voxel (grey values per mm, estimated on the scan's
+            reference volume), float32.
         ranges: joint-histogram ranges and bins.
         bins: flat JH bin index per voxel, int32, same shape as the volume.
         counts: voxel count per JH bin, ``(n_gradient_bins, n_intensity_bins)``.
         observation: the JH image, uint8 ``(1, n_gradient_bins, n_intensity_bins)``.
         labels_approximate: True when labels come from intensity classes, not ground truth.
+        reference_voxel_size: voxel edge (mm) of the scan's reference volume, on which the
+            histogram is defined; a TF's opacity is per this length (see
+            :mod:`tfgym.renderer`). None: the working voxel size.
     """
 
     name: str
@@ -88,6 +131,7 @@ class Scene:
     counts: np.ndarray
     observation: np.ndarray
     labels_approximate: bool
+    reference_voxel_size: float | None = None
 
     def __repr__(self) -> str:
         """One line: name, working shape, voxel size, histogram bins, label source."""
@@ -123,6 +167,18 @@ class Scene:
         """Edge length of the isotropic working voxels in mm."""
         return self.volume.spacing[0]
 
+    @property
+    def opacity_scale(self) -> float:
+        """Working voxel size over reference voxel size (1 at the reference working size).
+
+        A TF's opacity holds for a step of one reference voxel; a renderer stepping through
+        smaller voxels corrects it to ``1 - (1 - alpha) ** opacity_scale`` per voxel, so a
+        structure looks equally opaque at every working size.
+        """
+        if self.reference_voxel_size is None:
+            return 1.0
+        return self.voxel_size / self.reference_voxel_size
+
     def tissue_intensity(self, tissue: Tissue, percentiles: Sequence[float]) -> np.ndarray:
         """Percentiles of the grey values of one tissue; NaN when the tissue is absent."""
         values = self.volume.data[self.labels == tissue]
@@ -138,14 +194,40 @@ class Scene:
         working_size: int = DEFAULT_WORKING_SIZE,
         histogram_bins: int = 64,
         name: str | None = None,
+        reference: Volume | None = None,
     ) -> Scene:
-        """Precompute a scene from any volume (labels from intensity classes if it has none)."""
+        """Precompute a scene from any volume (labels from intensity classes if it has none).
+
+        The histogram is defined on the scan's **reference volume**, the scan resampled to
+        :data:`REFERENCE_SIZE` voxels along its longest side, whatever the working size: the
+        axis ranges, the gradient magnitude (estimated on the reference grid and interpolated
+        onto the working grid) and the intensity-class thresholds of unlabelled scans. So a
+        TF selects the same anatomy at every working size: rendered at 64 and at 256 voxels
+        it draws the same structures, only sharper.
+
+        Args:
+            volume: the scan.
+            working_size: voxels along the longest side of the working volume.
+            histogram_bins: bins per joint-histogram axis.
+            name: the scene name (default: the volume's).
+            reference: the scan's reference volume when the caller has it at hand (e.g. a
+                phantom generated at the reference size); default: ``volume`` resampled.
+        """
         work = resample_volume(volume, working_size)
+        if reference is None:
+            same = working_size == REFERENCE_SIZE
+            reference = work if same else resample_volume(volume, REFERENCE_SIZE)
+        ref_grad = gradient_magnitude(reference.data, reference.spacing)
+        ranges = HistogramRanges.from_data(reference.data, ref_grad, bins=histogram_bins)
+        if reference is work:
+            grad = ref_grad
+        else:
+            grad = np.maximum(regrid(ref_grad, reference.spacing, work.shape, work.spacing), 0.0)
         approximate = work.labels is None
         if approximate:
-            work = Volume(work.data, work.spacing, work.name, intensity_class_labels(work.data))
-        grad = gradient_magnitude(work.data, work.spacing)
-        ranges = HistogramRanges.from_data(work.data, grad, bins=histogram_bins)
+            thresholds = intensity_class_thresholds(reference.data)
+            labels = intensity_class_labels(work.data, thresholds)
+            work = Volume(work.data, work.spacing, work.name, labels)
         bins = bin_indices(work.data, grad, ranges)
         counts = joint_histogram(bins, ranges)
         for a in (grad, bins, counts):
@@ -159,6 +241,7 @@ class Scene:
             counts=counts,
             observation=histogram_image(counts),
             labels_approximate=approximate,
+            reference_voxel_size=float(max(reference.spacing)),
         )
 
 
@@ -188,15 +271,40 @@ def tissue_classes(labels: np.ndarray) -> np.ndarray:
     return (labels.astype(np.uint8) * np.uint8(32) + bits).astype(np.uint8)
 
 
-def intensity_class_labels(data: np.ndarray) -> np.ndarray:
-    """Approximate labels: Otsu's two thresholds split air / soft tissue / bone."""
+def intensity_class_thresholds(data: np.ndarray) -> tuple[float, float]:
+    """Otsu's two thresholds (air | soft tissue | bone) of a scan's grey values.
+
+    A constant fill value far below every other grey value (outside a scanner's field of
+    view, e.g. -3024 or -32768) holding more than 0.5 % of the voxels is left out: it is not
+    air. A minimum that is simply the darkest air (headsq's 0) stays.
+    """
     import SimpleITK as sitk
 
+    values = np.asarray(data, dtype=np.float32).ravel()
+    padding = values == values.min()
+    if 0.005 < padding.mean() < 1.0:  # a constant fill outside the scanned field (-3024 ...)
+        rest = values[~padding]
+        lo, hi = np.percentile(rest, (0.5, 99.5))
+        if rest.min() - values.min() > 0.1 * (hi - lo):  # far below everything else: a fill
+            values = rest
     otsu = sitk.OtsuMultipleThresholdsImageFilter()
     otsu.SetNumberOfThresholds(2)
     otsu.SetNumberOfHistogramBins(256)
-    otsu.Execute(sitk.GetImageFromArray(data))
+    otsu.Execute(sitk.GetImageFromArray(np.ascontiguousarray(values[None, None, :])))
     t_soft, t_bone = otsu.GetThresholds()
+    return float(t_soft), float(t_bone)
+
+
+def intensity_class_labels(
+    data: np.ndarray, thresholds: tuple[float, float] | None = None
+) -> np.ndarray:
+    """Approximate labels: Otsu's two thresholds split air / soft tissue / bone.
+
+    Args:
+        data: the grey values.
+        thresholds: ``(soft tissue, bone)`` lower bounds; default: Otsu's on ``data``.
+    """
+    t_soft, t_bone = intensity_class_thresholds(data) if thresholds is None else thresholds
     labels = np.full(data.shape, Tissue.SOFT_TISSUE, dtype=np.uint8)
     labels[data < t_soft] = Tissue.AIR
     labels[data >= t_bone] = Tissue.BONE
@@ -204,29 +312,84 @@ def intensity_class_labels(data: np.ndarray) -> np.ndarray:
 
 
 def list_scenes() -> dict[str, str]:
-    """Bundled scene names with a one-line description each."""
+    """Bundled scene names with a one-line description each (the pattern ``phantom-N`` too)."""
     out = {"headsq": "real CT head, 64x64x93, 3.2x3.2x1.5 mm (VTK example data)"}
     for name in PHANTOM_NAMES:
         split = "train" if name in TRAIN_PHANTOMS else "held-out"
         out[name] = f"procedural CBCT head phantom ({split})"
+    first, last = PROCEDURAL_SEEDS[0], PROCEDURAL_SEEDS[-1]
+    out["phantom-N"] = (
+        f"procedural CBCT head of any seed N >= 0 (seeds {first}-{last}: the {PROCEDURAL!r} pool)"
+    )
     return out
 
 
-def resolve_scenes(scenes: str | Sequence[str]) -> tuple[str, ...]:
+def _match_phantom(key: str) -> int | None:
+    match = _PHANTOM.fullmatch(key)
+    return None if match is None else int(match.group(1))
+
+
+def phantom_seed(name: str) -> int | None:
+    """The seed of a phantom's scene name; None for a name that is not ``"phantom-..."``.
+
+    Args:
+        name: a scene name, e.g. ``"phantom-7"`` or ``"phantom-07"``.
+
+    Returns:
+        The seed, or None when ``name`` does not start with ``"phantom-"``.
+
+    Raises:
+        ValueError: ``"phantom-"`` followed by anything but a non-negative integer.
+
+    Example:
+        >>> phantom_seed("phantom-7"), phantom_seed("phantom-007"), phantom_seed("headsq")
+        (7, 7, None)
+    """
+    if not name.startswith("phantom-"):
+        return None
+    seed = _match_phantom(name)
+    if seed is None:
+        raise ValueError(
+            f"bad phantom name {name!r}: a phantom is 'phantom-N' with N a non-negative "
+            "integer seed, e.g. 'phantom-07'"
+        )
+    return seed
+
+
+def _scene_name(key: str) -> str:
+    """The canonical name of one scene name or path; ValueError when it is neither."""
+    seed = _match_phantom(key)
+    if seed is not None:
+        return phantom_name(seed)
+    if key in REAL_SCANS or Path(key).exists():
+        return key
+    phantom_seed(key)  # raises for a malformed phantom name
+    raise ValueError(
+        f"unknown scene {key!r}: not a bundled scene, a scene set or an existing path. "
+        f"Scene sets: {[*SCENE_SETS, PROCEDURAL]}; scenes: {', '.join(REAL_SCANS)} and "
+        "phantom-N for any seed N >= 0"
+    )
+
+
+def resolve_scenes(scenes: str | Path | Sequence[str | Path]) -> tuple[str, ...]:
     """Expand scene-set names and validate scene names and paths.
 
     Args:
         scenes: a set name (``"train"``...), a scene name, a path, or a sequence of those.
 
     Returns:
-        The scene names/paths, in order, without duplicates.
+        The canonical scene names (``"phantom-7"`` becomes ``"phantom-07"``) and paths, in
+        order, without duplicates.
 
     Raises:
-        ValueError: for an unknown name that is not an existing path, or an empty list.
+        ValueError: an unknown name that is not an existing path, a malformed phantom name,
+            an empty list, or ``"procedural"`` (a pool to draw from: :func:`scene_pool`).
 
     Example:
         >>> resolve_scenes(["headsq", "heldout"])[:2]
-        ('headsq', 'phantom-12')
+        ('headsq', 'phantom-32')
+        >>> resolve_scenes(["phantom-7", "phantom-123456"])
+        ('phantom-07', 'phantom-123456')
     """
     items = [scenes] if isinstance(scenes, str | Path) else list(scenes)
     out: list[str] = []
@@ -234,16 +397,152 @@ def resolve_scenes(scenes: str | Sequence[str]) -> tuple[str, ...]:
         key = str(item)
         if key in SCENE_SETS:
             out.extend(SCENE_SETS[key])
-        elif key in PHANTOM_NAMES or key in REAL_SCANS or Path(key).exists():
-            out.append(key)
-        else:
+        elif key == PROCEDURAL:
             raise ValueError(
-                f"unknown scene {key!r}: not a bundled scene, a scene set or an existing path. "
-                f"Scene sets: {sorted(SCENE_SETS)}; scenes: {list(list_scenes())}"
+                f"{PROCEDURAL!r} is a pool of {len(PROCEDURAL_SEEDS):,} phantom seeds, not a "
+                f"list of scenes: draw from scene_pool({PROCEDURAL!r}) (the env takes "
+                f"scenes={PROCEDURAL!r})"
             )
+        else:
+            out.append(_scene_name(key))
     if not out:
         raise ValueError("no scenes given")
     return tuple(dict.fromkeys(out))
+
+
+@dataclass(frozen=True)
+class ScenePool:
+    """Scenes to draw from, uniformly: named scenes and a range of phantom seeds.
+
+    A pool is never expanded into a list of names: ``"procedural"`` is
+    ``ScenePool(seeds=PROCEDURAL_SEEDS)``, a million phantoms. A phantom drawn from
+    ``seeds`` is *fresh* (:meth:`is_fresh`): it will hardly be drawn again, so the env builds
+    it outside the process scene cache (its volume still comes from the disk cache).
+
+    Attributes:
+        names: scene names, set names or scan paths (made canonical, without duplicates).
+        seeds: phantom seeds, a ``range`` of non-negative integers.
+
+    Raises:
+        ValueError: an empty pool, a bad name, or seeds that are not a non-negative range.
+
+    Example:
+        >>> pool = scene_pool("procedural")
+        >>> len(pool), "phantom-10000" in pool, "phantom-07" in pool
+        (1000000, True, False)
+        >>> pool.sample(np.random.default_rng(0)) in pool
+        True
+        >>> list(ScenePool(("headsq",), seeds=range(3, 5)))
+        ['headsq', 'phantom-03', 'phantom-04']
+    """
+
+    names: tuple[str, ...] = ()
+    seeds: range = range(0)
+
+    def __post_init__(self) -> None:
+        """Validate the seeds and make the names canonical."""
+        if not isinstance(self.seeds, range) or (
+            len(self.seeds) and min(self.seeds[0], self.seeds[-1]) < 0
+        ):
+            raise ValueError(f"seeds must be a range of non-negative integers, got {self.seeds!r}")
+        if self.names:
+            object.__setattr__(self, "names", resolve_scenes(self.names))
+        if len(self) == 0:
+            raise ValueError("a scene pool needs at least one scene or seed")
+
+    def __len__(self) -> int:
+        return len(self.names) + len(self.seeds)
+
+    def __getitem__(self, index: int) -> str:
+        n = len(self.names)
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"scene pool index {index} out of range")
+        return self.names[index] if index < n else phantom_name(self.seeds[index - n])
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.names
+        for seed in self.seeds:
+            yield phantom_name(seed)
+
+    def __contains__(self, scene: object) -> bool:
+        if not isinstance(scene, str | Path):
+            return False
+        key = str(scene)
+        seed = _match_phantom(key)
+        if seed is None:
+            return key in self.names
+        return seed in self.seeds or phantom_name(seed) in self.names
+
+    def sample(self, rng: np.random.Generator) -> str:
+        """One scene name, drawn uniformly with ``rng`` (one ``rng.integers`` call)."""
+        return self[int(rng.integers(len(self)))]
+
+    def is_fresh(self, scene: str) -> bool:
+        """Whether ``scene`` comes from the seed range and is not one of the named scenes."""
+        return scene not in self.names and scene in self
+
+
+def scene_pool(scenes: str | Path | Sequence[str | Path] | ScenePool) -> ScenePool:
+    """The :class:`ScenePool` of a scene set, scene, path, list of those, or ``"procedural"``.
+
+    ``"procedural"`` stands alone: mixed with other scenes, their share of uniform draws from
+    a million seeds would be nil; build ``ScenePool(names, seeds=PROCEDURAL_SEEDS)`` to mix.
+
+    Raises:
+        ValueError: as :func:`resolve_scenes`, or ``"procedural"`` mixed with other scenes.
+
+    Example:
+        >>> scene_pool("procedural").seeds == PROCEDURAL_SEEDS
+        True
+        >>> scene_pool("heldout").names[:2]
+        ('phantom-32', 'phantom-33')
+    """
+    if isinstance(scenes, ScenePool):
+        return scenes
+    items = [str(scenes)] if isinstance(scenes, str | Path) else [str(s) for s in scenes]
+    if PROCEDURAL in items:
+        if set(items) != {PROCEDURAL}:
+            raise ValueError(
+                f"{PROCEDURAL!r} cannot be mixed with other scenes ({items}): build "
+                "ScenePool(names, seeds=PROCEDURAL_SEEDS) to draw uniformly from both"
+            )
+        return ScenePool(seeds=PROCEDURAL_SEEDS)
+    return ScenePool(names=resolve_scenes(items))
+
+
+def scene_nbytes(scene: Scene) -> int:
+    """Bytes of the arrays a scene holds, each array once.
+
+    They are its volume's data and labels, its gradient, bins, counts and observation.
+
+    Example:
+        >>> scene = load_scene("headsq")
+        >>> scene_nbytes(scene) > scene.volume.data.nbytes + scene.bins.nbytes
+        True
+    """
+    arrays = [getattr(scene, f.name) for f in dataclasses.fields(scene)]
+    arrays += [scene.volume.data, scene.volume.labels]
+    unique = {id(a): a for a in arrays if isinstance(a, np.ndarray)}
+    return sum(a.nbytes for a in unique.values())
+
+
+def _scene_cache_budget() -> int:
+    value = os.environ.get(SCENE_CACHE_MB_ENV, "").strip()
+    try:
+        mb = float(value) if value else DEFAULT_SCENE_CACHE_MB
+    except ValueError:
+        mb = -1.0
+    if not mb >= 0:
+        raise ValueError(f"{SCENE_CACHE_MB_ENV} must be a number of MiB >= 0, got {value!r}")
+    return int(mb * 2**20)
+
+
+SCENE_CACHE: ByteLRU[tuple[str, int, int, int], Scene] = ByteLRU(
+    _scene_cache_budget(), scene_nbytes
+)
+"""The process's built scenes, least recently used first out past ``max_bytes``."""
 
 
 def load_scene(
@@ -251,37 +550,84 @@ def load_scene(
     *,
     working_size: int = DEFAULT_WORKING_SIZE,
     histogram_bins: int = 64,
+    cache: bool = True,
 ) -> Scene:
     """Load (or fetch from the process cache) a scene by name or path.
 
     Args:
-        scene: a bundled scene name or a path to a scan.
+        scene: a bundled scene name, ``"phantom-N"`` for any seed, or a path to a scan.
         working_size: voxels along the longest side of the working volume.
         histogram_bins: bins per joint-histogram axis.
+        cache: look the scene up in (and add it to) :data:`SCENE_CACHE`; False builds a
+            new scene that only the caller holds (a phantom's volume still comes from the
+            disk cache).
 
     Returns:
-        The cached :class:`Scene`.
+        The :class:`Scene`, named canonically (``"phantom-7"`` loads ``"phantom-07"``).
 
     Raises:
-        ValueError: unknown scene; :class:`tfgym.volume.VolumeError` for unreadable files.
+        ValueError: unknown scene or malformed phantom name; :class:`tfgym.volume.VolumeError`
+            for unreadable files.
+
+    Example:
+        >>> load_scene("phantom-3", working_size=32) is load_scene("phantom-03", working_size=32)
+        True
     """
     key = str(scene)
-    if key not in PHANTOM_NAMES and key not in REAL_SCANS:
+    seed = _match_phantom(key)
+    stamp = 0
+    if seed is not None:
+        key = phantom_name(seed)
+    elif key not in REAL_SCANS:
         path = Path(key).expanduser().resolve()
+        if not path.exists():
+            phantom_seed(key)  # a malformed phantom name gets its own message
         stamp = path.stat().st_mtime_ns if path.exists() else 0
-        return _load_cached(str(path), stamp, working_size, histogram_bins)
-    return _load_cached(key, 0, working_size, histogram_bins)
+        key = str(path)
+    if not cache:
+        return _build_scene(key, working_size, histogram_bins)
+    return _load_cached(key, stamp, working_size, histogram_bins)
 
 
-@functools.lru_cache(maxsize=32)
 def _load_cached(key: str, stamp: int, working_size: int, histogram_bins: int) -> Scene:
-    del stamp  # part of the cache key only: a modified file is loaded again
-    if key in PHANTOM_NAMES:
-        volume = make_phantom(int(key.split("-")[1]), size=working_size)
+    """The scene from :data:`SCENE_CACHE`, built on a miss.
+
+    ``stamp`` (a file's mtime) is part of the key only, so a modified file is loaded again.
+    """
+    return SCENE_CACHE.get_or_build(
+        (key, stamp, working_size, histogram_bins),
+        lambda: _build_scene(key, working_size, histogram_bins),
+    )
+
+
+def phantom_sizes(working_size: int) -> tuple[int, ...]:
+    """The sizes of the phantom volumes a phantom scene at ``working_size`` is built from.
+
+    The working volume and, at other working sizes than :data:`REFERENCE_SIZE`, the
+    reference volume that defines the histogram (see :meth:`Scene.from_volume`): what
+    ``tfgym scenes --warm`` generates into the disk cache.
+
+    Example:
+        >>> phantom_sizes(64), phantom_sizes(256)
+        ((64,), (256, 64))
+    """
+    return (working_size,) if working_size == REFERENCE_SIZE else (working_size, REFERENCE_SIZE)
+
+
+def _build_scene(key: str, working_size: int, histogram_bins: int) -> Scene:
+    seed = _match_phantom(key)
+    reference = None
+    if seed is not None:
+        volume, *rest = (cached_phantom(seed, size=n) for n in phantom_sizes(working_size))
+        reference = rest[0] if rest else None  # generated at the reference size
     elif key == "headsq":
         volume = load_volume(bundled_scan_path("headsq"), name="headsq")
     else:
         volume = load_volume(key)
     return Scene.from_volume(
-        volume, working_size=working_size, histogram_bins=histogram_bins, name=key
+        volume,
+        working_size=working_size,
+        histogram_bins=histogram_bins,
+        name=key,
+        reference=reference,
     )

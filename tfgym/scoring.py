@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from tfgym.backends import OracleBackend, RewardBackend
+from tfgym.oracle.plausibility import target_plausibility
 from tfgym.oracle.score import Oracle, resolve_target
 from tfgym.renderer import RenderBatch, Renderer, check_device, view_geometry
 from tfgym.scene import DEFAULT_WORKING_SIZE, Scene, load_scene
@@ -129,7 +130,13 @@ class ScoreBatch:
         oracle_score: float64 ``(batch,)``, the oracle's score whatever the backend.
         visibility: float64 ``(batch,)``, the oracle's visibility component.
         purity: float64 ``(batch,)``, the oracle's purity component.
+        structure: float64 ``(batch,)``, the oracle's structure component (SSIM against
+            the target drawn alone, :mod:`tfgym.oracle.structure`).
         labels_approximate: the oracle judged intensity classes, not true labels.
+        target_plausible: False when the scene holds no plausible target for the oracle
+            (:func:`tfgym.oracle.target_plausibility`, e.g. bone in an MR scan): the oracle's
+            score and its components are still computed but mean nothing there.
+        target_warning: why the target is implausible (None when it is plausible).
         renderings: the renderings when asked for (``renderings=True``), else None.
         opacity: the TFs' opacity; color_scheme: their colour scheme.
     """
@@ -140,7 +147,10 @@ class ScoreBatch:
     oracle_score: np.ndarray
     visibility: np.ndarray
     purity: np.ndarray
+    structure: np.ndarray
     labels_approximate: bool
+    target_plausible: bool = True
+    target_warning: str | None = None
     renderings: RenderBatch | None = None
     opacity: float = 0.8
     color_scheme: str = "bone"
@@ -161,15 +171,25 @@ class ScoreBatch:
         return [self.tf(i) for i in range(len(self))]
 
     def info(self, i: int = 0) -> dict[str, Any]:
-        """The env's step ``info`` for action ``i``: plain Python values and the TF."""
-        return {
+        """The env's step ``info`` for action ``i``: plain Python values and the TF.
+
+        Keys: ``scene``, ``oracle_score``, ``visibility``, ``purity``, ``structure``,
+        ``labels_approximate``, ``target_plausible``, ``tf``, and ``target_warning`` when
+        the target is not plausible.
+        """
+        info = {
             "scene": self.scene,
             "oracle_score": float(self.oracle_score[i]),
             "visibility": float(self.visibility[i]),
             "purity": float(self.purity[i]),
+            "structure": float(self.structure[i]),
             "labels_approximate": bool(self.labels_approximate),
+            "target_plausible": bool(self.target_plausible),
             "tf": self.tf(i),
         }
+        if not self.target_plausible:
+            info["target_warning"] = self.target_warning
+        return info
 
 
 class SceneScorer:
@@ -204,6 +224,7 @@ class SceneScorer:
             self.scene, image_size=s.image_size, view=s.view, shading=s.shading, device=s.device
         )
         self.oracle = Oracle(s.tissues)
+        self.plausibility = target_plausibility(self.scene, s.tissues)
         self.backend = backend if backend is not None else OracleBackend(s.tissues)
         self._backend_is_oracle = (
             isinstance(self.backend, OracleBackend) and self.backend.oracle == self.oracle
@@ -296,7 +317,10 @@ class SceneScorer:
             oracle_score=parts["score"],
             visibility=parts["visibility"],
             purity=parts["purity"],
+            structure=parts["structure"],
             labels_approximate=self.scene.labels_approximate,
+            target_plausible=self.plausibility.plausible,
+            target_warning=None if self.plausibility.plausible else self.plausibility.reason,
             renderings=batch if keep else None,
             opacity=float(opacity),
             color_scheme=scheme,

@@ -11,6 +11,10 @@ its expert TFs with the same :class:`CrossEntropySearch`.
 * :class:`CrossEntropySearch` -- the cross-entropy method (CEM) over the flat action: a
   Gaussian with diagonal covariance is sampled (clipped to ``[-1, 1]``), and refitted to the
   elite fraction of its samples with smoothing and a floor on the standard deviation.
+* :func:`best_constant_action` -- the constant-polygon baseline: the one action that
+  maximises the **mean** reward over several scenes (each candidate scored on every scene,
+  one render call per scene and population), found with either search. A TF that ignores the
+  scan: what any learned policy must beat on scans it has not seen.
 
 Randomness comes only from the ``rng: np.random.Generator`` given to the search, so a search
 with a freshly seeded generator is reproducible.
@@ -29,6 +33,7 @@ Example:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +41,18 @@ import numpy as np
 
 from tfgym.scoring import SceneScorer
 
-__all__ = ["CrossEntropySearch", "IterationStats", "RandomSearch", "SearchResult"]
+__all__ = [
+    "SEARCHES",
+    "ConstantResult",
+    "CrossEntropySearch",
+    "IterationStats",
+    "RandomSearch",
+    "SearchResult",
+    "best_constant_action",
+]
+
+# a population's scores: (validated actions (n, dim), rewards (n,), per-part rewards (n, k))
+_ScoreFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -138,20 +154,38 @@ class _Search(ABC):
         Raises:
             ValueError: for a budget below 1.
         """
+        _check_scorer(scorer)
+
+        def score(actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            batch = scorer.score(actions)
+            return batch.actions, batch.rewards, batch.rewards[:, None]
+
+        return self._loop(score, scorer.action_dim, budget, initial, keep_all, scorer.name)[0]
+
+    def _loop(
+        self,
+        score: _ScoreFn,
+        dim: int,
+        budget: int,
+        initial: np.ndarray | None,
+        keep_all: bool,
+        name: str,
+        unit: str = "eval",
+    ) -> tuple[SearchResult, np.ndarray]:
+        """The search loop over populations scored by ``score`` (see :meth:`run`).
+
+        Returns:
+            The result (``scene`` is ``name``) and the best action's per-part rewards.
+        """
         if budget < 1:
             raise ValueError(f"budget must be at least 1 env evaluation, got {budget}")
-        if not isinstance(scorer, SceneScorer):
-            raise TypeError(
-                f"scorer must be a tfgym.scoring.SceneScorer, got {type(scorer).__name__}; "
-                "make one with SceneScorer(scene, settings) or env.unwrapped.scorer(scene)"
-            )
-        dim = scorer.action_dim
         self._start(dim)
         best_action, best_reward = np.zeros(dim, np.float32), -np.inf
+        best_parts = np.zeros(0)
         history: list[IterationStats] = []
         kept: list[tuple[np.ndarray, np.ndarray]] = []
         spent = 0
-        bar = _progress_bar(budget, scorer.name) if self.progress else None
+        bar = _progress_bar(budget, name, unit) if self.progress else None
         first = None if initial is None else np.atleast_2d(np.asarray(initial))[:budget]
         try:
             while spent < budget:
@@ -161,13 +195,13 @@ class _Search(ABC):
                     proposed, first = first, None
                 else:
                     proposed = self._propose(n, dim)  # the scorer clips to the box
-                batch = scorer.score(proposed)
-                actions, rewards = batch.actions, batch.rewards
+                actions, rewards, parts = score(proposed)
                 n = len(actions)
                 spent += n
                 i = int(np.argmax(rewards))
                 if rewards[i] > best_reward:
                     best_action, best_reward = actions[i].copy(), float(rewards[i])
+                    best_parts = parts[i].copy()
                 if not seeded:
                     self._update(actions, rewards)
                 if keep_all:
@@ -187,8 +221,8 @@ class _Search(ABC):
         finally:
             if bar is not None:
                 bar.close()
-        return SearchResult(
-            scene=scorer.name,
+        result = SearchResult(
+            scene=name,
             best_action=best_action,
             best_reward=best_reward,
             history=tuple(history),
@@ -196,12 +230,21 @@ class _Search(ABC):
             actions=np.concatenate([a for a, _ in kept]) if kept else None,
             rewards=np.concatenate([r for _, r in kept]) if kept else None,
         )
+        return result, best_parts
 
 
-def _progress_bar(total: int, desc: str) -> Any:
+def _check_scorer(scorer: object) -> None:
+    if not isinstance(scorer, SceneScorer):
+        raise TypeError(
+            f"scorer must be a tfgym.scoring.SceneScorer, got {type(scorer).__name__}; "
+            "make one with SceneScorer(scene, settings) or env.unwrapped.scorer(scene)"
+        )
+
+
+def _progress_bar(total: int, desc: str, unit: str) -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="eval", dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True)
 
 
 class RandomSearch(_Search):
@@ -286,3 +329,118 @@ class CrossEntropySearch(_Search):
         a = self.smoothing
         self.mean = (1 - a) * self.mean + a * elite.mean(axis=0)
         self.std = np.maximum((1 - a) * self.std + a * elite.std(axis=0), self.min_std)
+
+
+SEARCHES: dict[str, type[_Search]] = {"cem": CrossEntropySearch, "random": RandomSearch}
+"""The searches :func:`best_constant_action` can run, by name."""
+
+
+@dataclass(frozen=True)
+class ConstantResult:
+    """The best constant polygon over several scenes (:func:`best_constant_action`).
+
+    Attributes:
+        scenes: the scenes' names, in the order of ``scene_rewards``.
+        action: float32 ``(2 * n_vertices,)`` in ``[-1, 1]``, the polygon used on every scene.
+        mean_reward: its mean reward over the scenes (the quantity maximised).
+        scene_rewards: its reward on each scene, float64 ``(n_scenes,)``.
+        history: one :class:`IterationStats` per iteration, of the **mean** reward; there
+            ``evaluations`` counts candidate polygons, each scored on every scene.
+        n_candidates: candidate polygons scored (never more than the budget).
+        n_evaluations: env evaluations spent, ``n_candidates * n_scenes``.
+    """
+
+    scenes: tuple[str, ...]
+    action: np.ndarray
+    mean_reward: float
+    scene_rewards: np.ndarray
+    history: tuple[IterationStats, ...]
+    n_candidates: int
+    n_evaluations: int
+
+    def reward_of(self, scene: str) -> float:
+        """The constant's reward on one of the scenes, by name.
+
+        Raises:
+            KeyError: a scene that was not searched over.
+        """
+        if scene not in self.scenes:
+            raise KeyError(f"scene {scene!r} is not one of the searched scenes {self.scenes}")
+        return float(self.scene_rewards[self.scenes.index(scene)])
+
+
+def best_constant_action(
+    scorers: Sequence[SceneScorer],
+    budget: int,
+    rng: np.random.Generator,
+    *,
+    method: str = "cem",
+    population_size: int = 32,
+    initial: np.ndarray | None = None,
+    progress: bool = False,
+    **options: Any,
+) -> ConstantResult:
+    """The one polygon that maximises the mean reward over several scenes.
+
+    The constant-polygon baseline: a TF that ignores the scan. Each candidate is scored on
+    every scene (one render call per scene and population) and the search maximises the
+    mean of the scorers' rewards (the oracle score with the default backend).
+
+    Args:
+        scorers: one :class:`tfgym.scoring.SceneScorer` per scene, with the same number of
+            polygon vertices.
+        budget: candidate polygons to score (each costs ``len(scorers)`` env evaluations).
+        rng: the only source of randomness.
+        method: the search, a key of :data:`SEARCHES` (``"cem"`` or ``"random"``).
+        population_size: candidates per iteration.
+        initial: candidates ``(k, dim)`` scored first, e.g. each scene's hand-made TF (see
+            :meth:`CrossEntropySearch.run`).
+        progress: show a tqdm progress bar (of candidates).
+        **options: further settings of the search, e.g. ``init_std`` for CEM.
+
+    Returns:
+        The :class:`ConstantResult`.
+
+    Raises:
+        ValueError: no scorers, scorers of different action sizes, an unknown method or a
+            budget below 1.
+        TypeError: something that is not a ``SceneScorer`` among the scorers.
+
+    Example:
+        >>> from tfgym.scoring import SceneScorer, ScoringSettings
+        >>> settings = ScoringSettings(working_size=24, image_size=16)
+        >>> scorers = [SceneScorer(s, settings) for s in ("phantom-00", "phantom-01")]
+        >>> result = best_constant_action(scorers, 24, np.random.default_rng(0), population_size=8)
+        >>> result.scenes, result.n_candidates, result.n_evaluations
+        (('phantom-00', 'phantom-01'), 24, 48)
+        >>> bool(np.isclose(result.scene_rewards.mean(), result.mean_reward))
+        True
+    """
+    scorers = list(scorers)
+    if not scorers:
+        raise ValueError("best_constant_action needs at least one scorer")
+    for scorer in scorers:
+        _check_scorer(scorer)
+    dims = sorted({scorer.action_dim for scorer in scorers})
+    if len(dims) > 1:
+        raise ValueError(f"the scorers' actions differ in size ({dims}); use one n_vertices")
+    if method not in SEARCHES:
+        raise ValueError(f"unknown search method {method!r}; valid: {sorted(SEARCHES)}")
+    search = SEARCHES[method](rng, population_size=population_size, progress=progress, **options)
+
+    def score(actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        batches = [scorer.score(actions) for scorer in scorers]
+        per_scene = np.stack([b.rewards for b in batches], axis=1)  # (n, n_scenes)
+        return batches[0].actions, per_scene.mean(axis=1), per_scene
+
+    name = f"constant over {len(scorers)} scenes"
+    out, per_scene = search._loop(score, dims[0], budget, initial, False, name, "polygon")
+    return ConstantResult(
+        scenes=tuple(scorer.name for scorer in scorers),
+        action=out.best_action,
+        mean_reward=out.best_reward,
+        scene_rewards=per_scene.astype(np.float64),
+        history=out.history,
+        n_candidates=out.n_evaluations,
+        n_evaluations=out.n_evaluations * len(scorers),
+    )

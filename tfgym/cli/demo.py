@@ -29,6 +29,9 @@ def _demo(args: argparse.Namespace) -> int:
             f"{row['scene']:<{width}} {row['random_reward']:>8.3f} {ref:>9} "
             f"{row['best_reward']:>9.3f} {row['evaluations']:>6}"
         )
+    for row in summary["scenes"]:
+        if not row["target_plausible"]:
+            print(f"warning: {row['scene']}: {row['target_warning']}; its scores mean nothing")
     print(
         f"\nwrote {config.out}/ (figures, renderings, TFs, summary.json) in {summary['seconds']} s"
     )
@@ -44,8 +47,10 @@ def register(subparsers: Any) -> None:
         _demo,
         help="search TFs with CEM on a few scenes; write figures, TFs and TensorBoard logs",
         description="Run the cross-entropy method on each scene (the total budget is split "
-        "evenly) and write, under --out: a figure per scene (joint histogram with the polygon, "
-        "renderings of the best and a random TF), the best TFs as JSON, summary.json and "
+        "evenly) at the scoring settings' working size and write, under --out: a figure per "
+        "scene (the best, a random and the hand-made TF rendered at display quality -- a "
+        "--display-size volume, several --views -- above their polygons on the joint "
+        "histogram), the scored renderings and TFs of each (PNG, JSON), summary.json and "
         "TensorBoard logs.",
     )
     command.add_group("demo", add_config_options(p, DemoConfig))

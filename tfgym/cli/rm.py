@@ -17,14 +17,14 @@ from tfgym.cli.options import add_config_options
 __all__ = ["register"]
 
 
-def _records(db: str) -> list[Any]:
+def _records(db: str, *, allow_empty: bool = False) -> list[Any]:
     from tfgym.preferences import PreferenceStore
 
     if not Path(db).is_file():
         raise CliError(f"preference store not found: {db}")
     with PreferenceStore(db) as store:
         records = store.records()
-    if not records:
+    if not records and not allow_empty:
         raise CliError(f"{db} holds no preferences")
     return records
 
@@ -50,15 +50,27 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _checkpoint(args: argparse.Namespace) -> str:
+    """The checkpoint named positionally or with --model (one of them, once)."""
+    given = [c for c in (args.checkpoint, args.model) if c]
+    if not given:
+        raise CliError("name the reward model checkpoint: tfgym eval-rm CHECKPOINT or --model")
+    if len(given) == 2 and given[0] != given[1]:
+        raise CliError(f"two checkpoints named: {given[0]} and --model {given[1]}; name one")
+    return given[0]
+
+
 def _eval(args: argparse.Namespace) -> int:
     from reward_models.evaluate import evaluate_checkpoint
 
     config = EvalConfig(**args.command_spec.values(args, "eval"))
     if config.n_random < 2:
         raise CliError(f"--n-random must be at least 2, got {config.n_random}")
+    path = _checkpoint(args)
+    records = [] if args.db is None else _records(args.db, allow_empty=True)
     metrics = evaluate_checkpoint(
-        args.model,
-        _records(args.db),
+        path,
+        records,
         args.scene,
         config,
         out_dir=args.out,
@@ -70,13 +82,28 @@ def _eval(args: argparse.Namespace) -> int:
     def fmt(v: Any) -> str:
         return "-" if v is None else f"{v:.3f}"
 
-    print(f"{'metric':<34} value")
-    print(f"{'held-out pairs (unambiguous)':<34} {metrics['n_pairs']} ({metrics['n_unambiguous']})")
-    print(f"{'accuracy vs labeler':<34} {fmt(metrics['accuracy_labeler'])}")
-    print(f"{'accuracy vs oracle':<34} {fmt(metrics['accuracy_oracle'])}")
-    print(f"{'labeler vs oracle (ceiling)':<34} {fmt(metrics['labeler_vs_oracle'])}")
-    print(f"{'Spearman rho, random actions':<34} {fmt(metrics['spearman_rho'])}")
-    print(f"{'RM scoring time, random actions':<34} {metrics['seconds_predict']:.2f} s")
+    stored = metrics["pair_labels"] == "preferences"
+    print(f"source: {metrics['source']}\n")
+    print(f"{'metric':<36} value")
+    pairs = "held-out pairs" if config.pairs == "heldout" else "pairs"
+    pairs = pairs if stored else "oracle-labelled pairs"
+    print(f"{pairs + ' (unambiguous)':<36} {metrics['n_pairs']} ({metrics['n_unambiguous']})")
+    if stored:
+        print(f"{'accuracy vs labeler':<36} {fmt(metrics['accuracy_labeler'])}")
+    print(f"{'accuracy vs oracle':<36} {fmt(metrics['accuracy_oracle'])}")
+    if stored:
+        print(f"{'labeler vs oracle (ceiling)':<36} {fmt(metrics['labeler_vs_oracle'])}")
+    n_actions = metrics["n_actions"]
+    if n_actions is not None:
+        label = f"Spearman rho, {n_actions} eval actions"
+        print(f"{label:<36} {fmt(metrics['spearman_rho_actions'])}")
+    print(f"{'Spearman rho, random actions':<36} {fmt(metrics['spearman_rho'])}")
+    print(f"{'RM scoring time, random actions':<36} {metrics['seconds_predict']:.2f} s")
+    if metrics["labels_approximate"]:
+        print(
+            "\nnote: the oracle judged approximate labels (intensity classes of an unlabelled "
+            "scan): its scores, and the rho and accuracies against it, are approximate"
+        )
     print(f"\nwrote {args.out}/ (metrics.json, {', '.join(metrics['files'])} PNGs)")
     if args.logdir:
         print(f"TensorBoard: tensorboard --logdir {args.logdir}")
@@ -109,12 +136,21 @@ def register(subparsers: Any) -> None:
         help="evaluate a reward model against the oracle: metrics, figures, TensorBoard",
         description="Evaluate a reward-model checkpoint on one scene: accuracy on held-out "
         "preference pairs (against the labeler and the noise-free oracle), Spearman rho "
-        "between reward and oracle score over random actions, and the paper's figures (reward "
-        "histogram, corner-point plots, 12 TFs sorted by reward), written as PNGs with "
-        "metrics.json under --out.",
+        "between reward and oracle score over the pairs' actions and over random actions, "
+        "and the paper's figures (reward histogram, corner-point plots, 12 TFs sorted by "
+        "reward, rendered at display quality from several views), written as PNGs with "
+        "metrics.json under --out. A scene without stored preferences (no --db, or none of "
+        "the scene in it: a held-out phantom, headsq, a scan) is evaluated on the paper's "
+        "action set generated for it, every pair labelled by the noise-free oracle "
+        "(approximate labels on unlabelled scans); the output names the source.",
     )
-    p.add_argument("--model", required=True, help="reward model checkpoint (from train-rm)")
-    p.add_argument("--db", required=True, help="preference store the model was trained on")
+    p.add_argument("checkpoint", nargs="?", help="reward model checkpoint (from train-rm)")
+    p.add_argument("--model", help="the checkpoint, as an option")
+    p.add_argument(
+        "--db",
+        help="preference store the model was trained on (default: none; evaluate on the "
+        "paper's action set generated for the scene)",
+    )
     p.add_argument("--scene", required=True, help="scene name or scan path")
     p.add_argument("--out", default="runs/eval", help="output folder (default: %(default)s)")
     p.add_argument("--device", default="cpu", help="torch device of the model (default: cpu)")

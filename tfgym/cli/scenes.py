@@ -34,8 +34,15 @@ def _version(args: argparse.Namespace) -> int:
 
 
 def _scenes(args: argparse.Namespace) -> int:
-    from tfgym.scene import SCENE_SETS, list_scenes
+    from tfgym.cache import cache_info, clear_cache
+    from tfgym.scene import PROCEDURAL, PROCEDURAL_SEEDS, SCENE_SETS, list_scenes
 
+    if args.clear_cache:
+        freed = clear_cache(stale_only=args.clear_cache == "stale")
+        print(f"deleted {freed / 2**20:.1f} MiB of cached phantom volumes")
+        return 0
+    if args.warm:
+        return _warm(args)
     scenes = list_scenes()
     width = max(len(n) for n in scenes)
     print(f"{'scene':<{width}}  description")
@@ -43,13 +50,69 @@ def _scenes(args: argparse.Namespace) -> int:
     for name, description in scenes.items():
         print(f"{name:<{width}}  {description}")
     print()
-    width = max(len(n) for n in SCENE_SETS)
+    sets = {name: f"{len(m):>2}: {_members(m)}" for name, m in SCENE_SETS.items()}
+    first, last = PROCEDURAL_SEEDS[0], PROCEDURAL_SEEDS[-1]
+    sets[PROCEDURAL] = (
+        f"a fresh seed at each reset from {len(PROCEDURAL_SEEDS):,}: phantom-{first} .. "
+        f"phantom-{last}"
+    )
+    width = max(len(n) for n in sets)
     print(f"{'scene set':<{width}}  scenes")
     print(f"{'-' * width}  {'-' * 6}")
-    for name, members in SCENE_SETS.items():
-        shown = ", ".join(members) if len(members) <= 4 else f"{members[0]} .. {members[-1]}"
-        print(f"{name:<{width}}  {len(members):>2}: {shown}")
+    for name, shown in sets.items():
+        print(f"{name:<{width}}  {shown}")
     print("\nAny DICOM series directory, NIfTI, NRRD or MetaImage file is a scene too.")
+    info = cache_info()
+    if info.root is None:
+        print("Phantom disk cache: off (TFGYM_CACHE_DIR is empty).")
+    else:
+        print(
+            f"Phantom disk cache: {info.root} ({info.entries} volumes, "
+            f"{info.nbytes / 2**20:.1f} MiB; {info.stale_nbytes / 2**20:.1f} MiB stale; "
+            f"limit {info.max_bytes / 2**20:.0f} MiB). Fill it with --warm SET."
+        )
+    return 0
+
+
+def _members(members: tuple[str, ...]) -> str:
+    return ", ".join(members) if len(members) <= 4 else f"{members[0]} .. {members[-1]}"
+
+
+def _warm(args: argparse.Namespace) -> int:
+    """Generate the phantom volumes of ``--warm`` scenes into the disk cache."""
+    from tqdm import tqdm
+
+    from tfgym.cache import cache_info, warm_phantoms
+    from tfgym.scene import phantom_seed, phantom_sizes, resolve_scenes
+
+    if args.jobs < 1:
+        raise CliError(f"--jobs must be at least 1, got {args.jobs}")
+    if any(n < 16 for n in args.working_size):
+        raise CliError(f"--working-size must be at least 16, got {args.working_size}")
+    info = cache_info()
+    if info.root is None:
+        raise CliError("the disk cache is off (TFGYM_CACHE_DIR is empty): nothing to warm")
+    if "procedural" in args.warm:
+        raise CliError(
+            "--warm procedural: the pool's million seeds are drawn at random and cached as "
+            "they are used; warm a scene set or phantom-N names"
+        )
+    try:
+        names = resolve_scenes(args.warm)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    seeds = [s for s in (phantom_seed(n) for n in names) if s is not None]
+    if not seeds:
+        raise CliError(f"--warm {' '.join(args.warm)}: no phantoms (other scans are read as is)")
+    sizes = sorted({n for ws in args.working_size for n in phantom_sizes(ws)})
+    done = warm_phantoms(seeds, sizes=sizes, jobs=args.jobs)
+    for _ in tqdm(done, total=len(seeds) * len(sizes), desc="phantoms", unit="volume"):
+        pass
+    info = cache_info()
+    print(
+        f"{len(seeds)} phantoms at sizes {sizes} are cached in {info.root} "
+        f"({info.entries} volumes, {info.nbytes / 2**20:.1f} MiB)"
+    )
     return 0
 
 
@@ -102,8 +165,11 @@ def _render(args: argparse.Namespace) -> int:
     note = " (approximate labels: intensity classes)" if scene.labels_approximate else ""
     print(
         f"oracle score {batch.oracle_score[0]:.3f} for target {settings.target!r}: visibility "
-        f"{batch.visibility[0]:.3f}, purity {batch.purity[0]:.3f}{note}"
+        f"{batch.visibility[0]:.3f}, purity {batch.purity[0]:.3f}, structure "
+        f"{batch.structure[0]:.3f}{note}"
     )
+    if not batch.target_plausible:
+        print(f"warning: {batch.target_warning}; this oracle score means nothing for this scan")
     print(f"wrote {out}")
     return 0
 
@@ -135,7 +201,34 @@ def _mapping_note(tf: Any, ranges: Any, mapping: str) -> str:
 
 def register(subparsers: Any) -> None:
     """Add ``scenes``, ``version`` and ``render``."""
-    add_command(subparsers, "scenes", _scenes, help="list bundled scenes and scene sets")
+    p, _ = add_command(
+        subparsers,
+        "scenes",
+        _scenes,
+        help="list bundled scenes and scene sets; fill or clear the phantom disk cache",
+        description="List scenes and scene sets. --warm generates phantom volumes into the "
+        "disk cache ($TFGYM_CACHE_DIR, default the user cache dir) so that no reset waits "
+        "for them.",
+    )
+    p.add_argument(
+        "--warm",
+        nargs="+",
+        metavar="SCENE",
+        help="scene sets or phantom-N names whose volumes to generate into the disk cache",
+    )
+    p.add_argument(
+        "--working-size",
+        type=int,
+        nargs="+",
+        default=[64],
+        help="working sizes to warm (default 64; e.g. 64 256 for training and display)",
+    )
+    p.add_argument("--jobs", type=int, default=1, help="processes generating volumes at once")
+    p.add_argument(
+        "--clear-cache",
+        choices=("all", "stale"),
+        help="delete all cached phantom volumes, or those of older generator versions",
+    )
     add_command(subparsers, "version", _version, help="print the tfgym version")
     p, command = add_command(
         subparsers,

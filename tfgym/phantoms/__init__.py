@@ -1,55 +1,58 @@
 """Procedural CBCT head phantoms: deterministic from a seed, with ground-truth tissue labels.
 
-A phantom is an adult head in a cone-beam CT field of view, built from signed distance
-functions (ellipsoids, capsules, cones, swept cross-sections along the dental arches) that
-are evaluated, vectorised, on the voxel grid. Everything is decided by ``seed`` through
-:func:`phantom_spec` -- the single source of truth that :func:`make_phantom` renders -- so the
-same seed and size give identical arrays on any run.
+A phantom is a patient's head scanned by a cone-beam CT scanner. Everything is decided by the
+seed through :func:`phantom_spec` -- the single source of truth that :func:`make_phantom`
+renders -- so the same arguments give identical arrays on any run. The seed draws each
+variation factor of :data:`tfgym.phantoms.factors.FACTORS` from its own random stream, and
+``neutral=`` sets chosen factors to their neutral value without changing any other draw:
+
+* the patient, metal restorations and positioning aids (:mod:`tfgym.phantoms.anatomy`):
+  age, dentition, bone density, head shape and pose; fillings, crowns, bridges, implants;
+  headrest, chin rest, bite block (labelled AIR: not the patient);
+* the scanner (:mod:`tfgym.phantoms.spec`, :mod:`tfgym.phantoms.scanner`): field of view,
+  dose and noise, scatter and cupping, beam hardening, reconstruction kernel and the export's
+  grey-value mapping, each with its real-world cause and range in ``FACTORS``.
 
 Geometry:
-    The field of view is 256 x 256 x 208 mm in ``(z, y, x)``; the voxels are isotropic with
-    spacing ``256 / size`` mm, so the array has shape ``(size, size, round(size * 13 / 16))``
-    (the head is narrower from ear to ear than from nose to occiput or from vertex to neck).
-    The head (vertex to chin 205-230 mm) sits upright with its top just below the top of the
-    field of view and the neck leaving through the bottom; axes follow DICOM LPS (x to the
-    patient's left, y posterior -- the face is at low y -- and z superior).
+    Axes follow DICOM LPS (x to the patient's left, y posterior -- the face is at low y -- and
+    z superior); voxels are isotropic. The field of view (:class:`FieldOfView`) is a cylinder
+    about the vertical axis: a dental one of both jaws (76-100 mm wide, 60-90 mm high), a
+    maxillofacial one from the chin upwards (100-150 x 75-140 mm), or the whole head (the
+    256 x 256 x 208 mm box of :data:`FOV_MM`, ``(z, y, x)``, in a 256 mm cylinder, the head
+    upright with its vertex just below the top and the neck leaving through the bottom). The
+    volume is the cylinder's box with ``size`` voxels along its longest side; outside the
+    cylinder the scanner writes its background value and the labels are AIR (no data). A
+    phantom of ``size <= 128`` is painted at twice its size and resampled, anti-aliased.
 
-Anatomy (``Volume.labels``, noise-free, before any artefact):
-    * AIR: outside, nasal cavity and nostrils, paranasal sinuses (maxillary, frontal,
-      sphenoid, ethmoid cells), pharyngeal airway, ear canals, the gap of a slightly open mouth.
-    * SOFT_TISSUE: skin, subcutaneous fat, muscle, tongue, brain (grey and white matter,
-      ventricles, cerebellum, brainstem, spinal cord), eyes and orbital fat.
-    * BONE: cranium (a shell of two cortical tables and diploe over a thicker skull base with
-      foramen magnum, petrous ridges and mastoids), facial skeleton (maxilla, zygomas and
-      arches, orbits, nasal bones and septum, hard palate), mandible (a U-shaped body with
-      rami up to the skull base), the cervical spine down to the bottom of the field of view
-      and the hyoid.
-    * TEETH: up to 32 individual teeth (crown of enamel over dentin, one to three roots) in the
-      maxillary and mandibular alveolar bone; which teeth are present varies with the seed.
-    * METAL: amalgam fillings or metal crowns on some premolars and molars, in the phantoms
-      whose seed is 2 modulo 3 (a third; 2, 5, 8, 11 of the train set and 14 of the held-out
-      set), unless ``metal`` forces them on or off.
+Labels (``Volume.labels``, the noise-free anatomy, :class:`tfgym.volume.Tissue`):
+    AIR (outside, airways, sinuses, the mouth's gap, positioning aids, outside the cylinder),
+    SOFT_TISSUE (skin, fat, muscle, brain, eyes), BONE (cranium, facial skeleton, mandible,
+    cervical spine, hyoid), TEETH (enamel and dentine, milk teeth and germs in children) and
+    METAL (restorations, only where the metal factor placed some).
 
 Grey values:
-    HU-like values (air -1000, fat -100, brain ~30, soft tissue ~45, bone 700-1200, teeth
-    1900-2600, amalgam 16000 -- metal attenuates far more than the 3071 HU where a clinical
-    scale ends, and it must stay the brightest after partial volume at coarse sizes) are
-    blurred (partial volume, Gaussian of 0.7-1.2 voxels), cupped toward the centre of the
-    field of view, crossed by bright and dark streaks in the axial slices through metal, made
-    noisy, and finally mapped to uncalibrated scanner units ``gain * hu + offset`` (optionally
-    clipped to an unsigned 12-, 14- or 16-bit range), so the joint histogram moves from scan
-    to scan as it does between real scanners.
+    The painted HU (air -1000, soft tissue ~40, bone 700-1200, teeth 1900-2600, metal far
+    above) go through the scanner model: kernel blur, projection-domain beam hardening,
+    scatter, quantum noise and truncation reconstructed by filtered back-projection (cupping,
+    dark bands between dense bones, bright and dark streaks and photon starvation around
+    metal, a bright rim near the edge of a small field of view), cone-beam shading, then the
+    export's mapping (:class:`GreyMapping`: window, gamma, 12-16-bit integers, saturation of
+    either end), so the joint histogram moves from scan to scan as it does between real
+    scanners, protocols and patients.
 """
 
 from __future__ import annotations
 
 from tfgym.phantoms.generate import make_phantom
 from tfgym.phantoms.spec import (
+    FOV_KINDS,
     FOV_MM,
     HELDOUT_PHANTOMS,
     PHANTOM_SEEDS,
     TRAIN_PHANTOMS,
     Anatomy,
+    FieldOfView,
+    GreyMapping,
     PhantomSpec,
     phantom_name,
     phantom_shape,
@@ -57,11 +60,14 @@ from tfgym.phantoms.spec import (
 )
 
 __all__ = [
+    "FOV_KINDS",
     "FOV_MM",
     "HELDOUT_PHANTOMS",
     "PHANTOM_SEEDS",
     "TRAIN_PHANTOMS",
     "Anatomy",
+    "FieldOfView",
+    "GreyMapping",
     "PhantomSpec",
     "make_phantom",
     "phantom_name",

@@ -1,181 +1,181 @@
-"""Painting the head above the jaws: skin and soft tissue, brain, cranium and face."""
+"""Painting the cranium: the vault's shape and tables, the skull base, and the brain inside.
+
+The vault is a star-shaped surface around the origin of the head frame: its radius in each
+direction is an egg-shaped superellipsoid (wider behind, flatter at the sides) modulated by
+smooth bumps (frontal and parietal eminences, occipital bulge) and dents (temporal fossae).
+The inner table follows at the local thickness of the vault, so the vault is two cortical
+tables with diploe between them everywhere.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from tfgym.phantoms.grid import SKULL, HeadGrid
-from tfgym.phantoms.hu import (
-    HU_AIR,
-    HU_CORTICAL,
-    HU_CSF,
-    HU_FAT,
-    HU_GREY,
-    HU_SKIN,
-    HU_SOFT,
-    HU_WHITE,
-)
-from tfgym.phantoms.sdf import capsule, ellipsoid, logistic
+from tfgym.phantoms.grid import HeadGrid, within
+from tfgym.phantoms.hu import HU_AIR, HU_CSF, HU_GREY, HU_SOFT, HU_WHITE
+from tfgym.phantoms.sdf import cone, logistic
 from tfgym.volume import Tissue
 
-__all__ = ["CraniumPainter"]
+__all__ = ["CraniumPainter", "brain_floor", "vault_radius"]
+
+# Radial bumps of the outer table: (direction, half-width in cos(angle), relative amplitude).
+# Directions use |x| (mirror symmetric); the amplitudes of the brow-dependent and occiput-
+# dependent bumps are scaled by the anatomy.
+_FRONTAL = ((0.3, -0.8, 0.52), 0.06, 0.025)  # frontal eminences
+_PARIETAL = ((0.62, 0.45, 0.64), 0.08, 0.025)  # parietal eminences
+_OCCIPITAL = ((0.0, 0.94, -0.34), 0.06, 0.05)  # occipital bulge (x occiput)
+_INION = ((0.0, 0.92, -0.4), 0.006, 0.03)  # external occipital protuberance
+_TEMPORAL = ((0.82, -0.38, -0.42), 0.05, -0.07)  # temporal fossa
+
+
+def brain_floor(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Height of the floor of the cranial cavity: anterior, middle, posterior fossa, sella."""
+    ridge = Y + 36.0 + 22.0 * (X / 50.0) ** 2  # lesser wings: the middle fossa reaches forward
+    fl = -9.0 - 35.0 * logistic(ridge / 3.0) - 18.0 * logistic((Y - 6.0) / 4.0)
+    fl = fl + 2.0 * np.logaddexp(0.0, (Y - 30.0) / 4.0)  # the occipital bone curves up behind
+    sella = logistic((Y + 38.0) / 3.0) * logistic((-6.0 - Y) / 3.0)
+    olfactory = 9.0 * np.exp(-((X / 7.0) ** 2)) * logistic((-40.0 - Y) / 3.0)
+    return fl + 16.0 * np.exp(-((X / 13.0) ** 4)) * sella - olfactory
+
+
+def _bump(nx, ny, nz, spec: tuple, amp: float) -> np.ndarray:
+    (cx, cy, cz), width, _ = spec
+    n = np.sqrt(cx * cx + cy * cy + cz * cz)
+    dot = (np.abs(nx) * cx + ny * cy + nz * cz) / n
+    return amp * np.exp((dot - 1.0) / width)
+
+
+def vault_radius(an, X: np.ndarray, Y: np.ndarray, Z: np.ndarray):
+    """Radius of the outer table of the vault in the direction of each point, and thickness.
+
+    Args:
+        an: the :class:`tfgym.phantoms.anatomy.Anatomy`.
+        X: canonical x of the points (mm); ``Y``, ``Z`` likewise.
+        Y: canonical y.
+        Z: canonical z.
+
+    Returns:
+        ``(outer, t)`` float32 arrays: a point at distance ``r`` from the origin of the head
+        frame is outside the vault where ``r > outer`` and inside the cranial cavity where
+        ``r < outer - t`` (and above :func:`brain_floor`).
+    """
+    a, b, c = an.vault
+    r = np.sqrt(X * X + Y * Y + Z * Z) + np.float32(1e-3)
+    nx, ny, nz = X / r, Y / r, Z / r
+    width = a * (1.0 + 0.07 * ny + 0.03 * nz)  # egg: wider behind and above
+    length = np.where(ny < 0, 0.97 * b, b)
+    # the forehead is broad and flat above the brows, the sides flat
+    n = 2.4 + 1.4 * np.clip(-ny, 0.0, 1.0) ** 2 * logistic(-6.0 * nz - 1.0)
+    hor = (np.abs(nx) / width) ** n + (np.abs(ny) / length) ** n
+    q = np.sqrt(hor ** (2.0 / n) + (nz / c) ** 2)
+    bumps = 1.0 + _bump(nx, ny, nz, _FRONTAL, _FRONTAL[2] * (1.0 - 0.5 * an.brow))
+    bumps += _bump(nx, ny, nz, _PARIETAL, _PARIETAL[2])
+    bumps += _bump(nx, ny, nz, _OCCIPITAL, _OCCIPITAL[2] * (0.4 + an.occiput))
+    bumps += _bump(nx, ny, nz, _INION, _INION[2] * an.occiput)
+    temporal = _bump(nx, ny, nz, _TEMPORAL, 1.0)
+    outer = bumps / q + _TEMPORAL[2] * a * temporal
+    # thicker frontal and occipital bone, thin temporal squama; the frontal sinus separates
+    # the tables above the nose
+    glabella = _bump(nx, ny, nz, ((0.0, -0.97, -0.22), 0.012, 0.0), 1.0)
+    t = np.maximum(an.skull * (1.0 + 0.25 * np.abs(ny) + 0.15 * nz - 0.4 * temporal), 4.5)
+    t = t + 9.0 * an.frontal_sinus * glabella
+    return outer.astype(np.float32), t.astype(np.float32)
 
 
 class CraniumPainter(HeadGrid):
-    """Paints the head envelope, the brain, the cranium and the facial skeleton and cavities."""
+    """Paints the brain and the cranium (vault, skull base, brow, frontal sinus, mastoids)."""
 
-    # -- soft tissue, brain, cranium ------------------------------------------------------
-    def envelope(self) -> None:
-        """Skin, subcutaneous fat and soft tissue of head, face and neck; nose and ears."""
-        an, (a, b, c) = self.an, SKULL
-        X, Y, Z = self.X, self.Y, self.Z
-        sc = an.scalp
-        d = ellipsoid(X, Y, Z, (0, 0, 0), (a + sc, b + sc, c + sc))
-        for cen, rad in (
-            ((0, -45, -25), (66, 55, 30)),  # brows and eyes
-            ((0, -35, -55), (68, 64, 38)),  # cheeks
-            ((0, -30, -104), (60, 68, 36)),  # jaw
-        ):
-            d = np.minimum(d, ellipsoid(X, Y, Z, cen, rad))
-        neck = (np.sqrt((X / 58.0) ** 2 + ((Y - 12.0) / 60.0) ** 2) - 1.0) * 58.0
-        d = np.minimum(d, np.maximum(neck, Z + 45.0))
-        parts = [("e", (0, -84 - an.chin, -126), (22, 15, 16)), ("e", (0, -92, -92), (28, 12, 16))]
-        for kind, *args in parts:
-            sl, dp = self.shape_sdf(kind, *args)
-            if sl is not None:
-                d[sl] = np.minimum(d[sl], dp)
-        fat = 1.5 + (an.fat - 1.5) * logistic((-15.0 - Z) / 5.0)
-        hu = np.where(d > -1.5, HU_SKIN, np.where(d > -1.5 - fat, HU_FAT, HU_SOFT))
-        full = (slice(None),) * 3
-        self.paint(full, d < 0, Tissue.SOFT_TISSUE, hu)
-        for sx in (-1, 1):  # ears
-            self.solid("e", (sx * 74, 8, -38), (5, 14, 28), tissue=Tissue.SOFT_TISSUE, hu=HU_SOFT)
-        nose: tuple[tuple, ...] = (
-            ("e", (0, -99, -50), (13, 12, 21)),  # body
-            ("c", (0, -97, -26), (0, -114, -60), 6),  # dorsum and tip
-            ("e", (0, -103, -64), (17, 10, 8)),  # alae
-        )
-        for kind, *args in nose:
-            self.solid(kind, *args, tissue=Tissue.SOFT_TISSUE, hu=HU_SOFT)
+    def vault_field(self):
+        """Box of the vault and scalp, and on it: radius, outer-table radius, thickness, floor.
 
-    def brain_floor(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-        """Height of the floor of the cranial cavity: anterior, middle, posterior fossa, sella."""
-        fl = -12.0 - 32.0 * logistic((Y + 36.0) / 3.0) - 18.0 * logistic((Y - 6.0) / 4.0)
-        sella = logistic((Y + 38.0) / 3.0) * logistic((-6.0 - Y) / 3.0)
-        return fl + 16.0 * np.exp(-((X / 13.0) ** 4)) * sella
+        Computed once per grid; the smooth fields are sampled every 2 mm
+        (:meth:`HeadGrid.coarse`).
+
+        Returns:
+            None if the vault is outside the grid, else ``(box, r, outer, t, floor)``: the
+            radius from the head frame's origin, :func:`vault_radius` and
+            :func:`brain_floor` on the voxels of ``box``.
+        """
+        if hasattr(self, "_vault"):
+            return self._vault
+        a, b, c = self.an.vault
+        m = self.an.scalp + 8.0
+        sl = self.box((-a - m, -b - m, -c + 10.0), (a + m, b + m, c + m))
+        self._vault = None
+        if sl is not None:
+            X, Y, Z = self.coords(sl)
+            r = np.sqrt(X * X + Y * Y + Z * Z)
+            outer, t = self.coarse(sl, lambda X, Y, Z: vault_radius(self.an, X, Y, Z))
+            floor = self.coarse(sl, lambda X, Y, Z: brain_floor(X, Y))
+            self._vault = (sl, r, outer, t, floor)
+        return self._vault
 
     def brain(self) -> None:
         """Grey and white matter, ventricles, cerebellum and a CSF rim inside the skull."""
-        (a, b, c), t = SKULL, self.an.skull
-        sl = self.box((-a, -b, -c), (a, b, c))
-        if sl is None:
+        field_ = self.vault_field()
+        if field_ is None:
             return
-        X, Y, Z = self.coords(sl)
-        di = ellipsoid(X, Y, Z, (0, 0, 0), (a - t, b - t, c - t))
-        fl = self.brain_floor(X, Y)
-        hu = np.full(X.shape, HU_GREY, np.float32)
-        hu[(ellipsoid(X, Y, Z, (0, -5, 16), (46, 64, 40)) < 0) & (Z > fl + 14)] = HU_WHITE
-        hu[ellipsoid(X, Y, Z, (0, 50, -44), (44, 28, 17)) < 0] = 40.0  # cerebellum
-        for sx in (-1, 1):
-            hu[capsule(X, Y, Z, (sx * 11, -26, 16), (sx * 13, 20, 18), (4, 4, 7)) < 0] = HU_CSF
-            hu[capsule(X, Y, Z, (sx * 13, 20, 18), (sx * 25, -4, -14), 3.5) < 0] = HU_CSF
-        hu[ellipsoid(X, Y, Z, (0, -4, -2), (2.5, 12, 8)) < 0] = HU_CSF
-        hu[di > -1.5] = HU_CSF
-        self.paint(sl, (di < 0) & (Z > fl), Tissue.SOFT_TISSUE, hu)
+        sl, r, outer, t, fl = field_
+        Z = self.Z[sl]
+        di = r - (outer - t)
+        inside = (di < 0) & (Z > fl)
+        hu = np.where(di > -1.5, np.float32(HU_CSF), np.float32(HU_GREY))
+        self.paint(sl, inside, Tissue.SOFT_TISSUE, hu)
+        brain = Tissue.SOFT_TISSUE
+        sub, d = self.shape_sdf("e", (0, -5, 16), (46, 64, 40))
+        if sub is not None:
+            floor = self.coarse(sub, lambda X, Y, Z: brain_floor(X, Y))
+            self.paint(sub, (d < 0) & (self.Z[sub] > floor + 14), brain, HU_WHITE, inside=True)
+        self.solid("e", (0, 50, -44), (44, 28, 17), tissue=brain, hu=40.0, inside=True)
+        for sx in (-1, 1):  # lateral ventricles: bodies and temporal horns
+            self.solid(
+                "c", (sx * 11, -26, 16), (sx * 13, 20, 18), (4, 4, 7), tissue=brain, hu=HU_CSF
+            )
+            self.solid("c", (sx * 13, 20, 18), (sx * 25, -4, -14), 3.5, tissue=brain, hu=HU_CSF)
+        self.solid("e", (0, -4, -2), (2.5, 12, 8), tissue=brain, hu=HU_CSF)  # third ventricle
 
     def skull(self) -> None:
-        """Cranial vault (two tables and diploe), skull base, petrous bones, mastoids."""
-        (a, b, c), t = SKULL, self.an.skull
-        sl = self.box((-a, -b, -c), (a, b, c))
-        if sl is None:
+        """Vault (two tables and diploe) over the skull base, brow ridges, frontal sinus."""
+        field_ = self.vault_field()
+        if field_ is None:
             return
+        sl, r, outer_r, t, fl = field_
         X, Y, Z = self.coords(sl)
-        fl = self.brain_floor(X, Y)
-        low = fl - 7.0 - 3.0 * logistic((Y + 36.0) / 3.0)
-        inner = np.maximum(ellipsoid(X, Y, Z, (0, 0, 0), (a - t, b - t, c - t)), fl - Z)
-        outer = np.minimum(-ellipsoid(X, Y, Z, (0, 0, 0), (a, b, c)), Z - low)
-        magnum = ((X / 14.0) ** 2 + ((Y - 22.0) / 17.0) ** 2 < 1.0) & (Z < fl + 4.0)
-        bone = (outer > 0) & (inner > 0) & ~magnum
-        self.paint(sl, bone, Tissue.BONE, self.bone_hu(np.minimum(outer, inner)))
-        self.solid("e", (0, -85, -12), (40, 6, 11))  # brow ridge around the frontal sinus
+        low = fl - 7.0 - 3.0 * logistic((Y + 36.0 + 22.0 * (X / 50.0) ** 2) / 3.0)
+        inner = np.maximum(r - (outer_r - t), fl - Z)
+        outer = np.minimum(outer_r - r, Z - low)
+        magnum = ((X / 14.5) ** 2 + ((Y - 23.0) / 18.0) ** 2 < 1.0) & (Z < fl + 4.0)
+        depth = np.minimum(outer, inner)
+        depth = np.where(magnum, np.minimum(depth, np.float32(-self.h)), depth)
+        self.paint_smooth(sl, depth, Tissue.BONE, self.bone_hu(depth, cortex=1.5))
+        fs = self.an.frontal_sinus
+        for sx in (-1, 1) if fs > 0 else ():  # frontal sinus: air between the tables, 2 lobes
+            sub, d = self.shape_sdf("e", (sx * 7 * fs, -82.5, -4), (8.0 * fs, 4.5, 11.0 * fs))
+            rel = None if sub is None else within(sl, sub)
+            if sub is None or d is None or rel is None:
+                continue
+            keep = (outer[rel] > 4.0) & (inner[rel] > 1.5) & (np.abs(self.X[sub]) > 0.8)
+            self.paint(sub, (d < 0) & keep, Tissue.AIR, HU_AIR)
+        self.skull_base()
+
+    def skull_base(self) -> None:
+        """Brow ridges, clivus, petrous ridges, occipital condyles, mastoids, styloids."""
+        brow = 1.5 + 1.5 * self.an.brow
+        for sx in (-1, 1):  # superciliary arches above the medial half of the orbits
+            self.solid("c", (sx * 8, -86, -13), (sx * 28, -82.5, -9), (brow, brow, brow + 1.5))
         self.solid("c", (0, -8, -38), (0, 8, -62), 6.5)  # clivus
         for sx in (-1, 1):
             self.solid("c", (sx * 48, 12, -46), (sx * 14, -12, -38), 6)  # petrous ridge
-            self.solid("e", (sx * 46, 14, -60), (7, 9, 11))  # mastoid
-
-    # -- facial skeleton and cavities -----------------------------------------------------
-    def orbit(self, sx: float, X: np.ndarray, Y: np.ndarray, Z: np.ndarray, grow: float):
-        """Mask of the orbital cone (apex behind the eye, opening at the face), grown by mm."""
-        a = (sx * 13.0, -40.0, -30.0)
-        e = np.array([sx * 20.0, -58.0, 2.0])
-        e2 = float(e @ e)
-        uv = np.array([0.0, 0.0, 1.0]) - e * (e[2] / e2)
-        uv /= np.linalg.norm(uv)
-        uh = np.cross(e, uv)
-        uh /= np.linalg.norm(uh)
-        px, py, pz = X - a[0], Y - a[1], Z - a[2]
-        tau = (px * float(e[0]) + py * float(e[1]) + pz * float(e[2])) / e2
-        qh = px * float(uh[0]) + py * float(uh[1]) + pz * float(uh[2])
-        qv = px * float(uv[0]) + py * float(uv[1]) + pz * float(uv[2])
-        tp = np.maximum(tau, 0.0)
-        rw, rh = 3.0 + 17.0 * tp + grow, 3.0 + 14.0 * tp + grow
-        return (tau > -0.05) & (tau < 1.15) & ((qh / rw) ** 2 + (qv / rh) ** 2 < 1.0)
-
-    def face(self) -> None:
-        """Maxilla, zygomas, orbits and eyes, nose, paranasal sinuses, ear canals."""
-        an, cortical = self.an, HU_CORTICAL * self.an.bone_density
-        sl, d = self.shape_sdf("e", (0, -62, -57), (46, 30, 25))  # maxilla body
-        if sl is not None:
-            self.paint(sl, (d < 0) & (self.Y[sl] < -33), Tissue.BONE, self.bone_hu(-d))
-        self.solid("c", (0, -93, -22), (0, -103, -44), (8, 3, 3))  # nasal bones
-        for sx in (-1, 1):
-            self.solid("e", (sx * 50, -64, -40), (11, 12, 13))  # zygoma
-            self.solid("c", (sx * 53, -58, -44), (sx * 63, -8, -44), (3, 5, 5))  # arch
-            self.solid("c", (sx * 46, -74, -14), (sx * 50, -70, -40), 4.5)  # orbital rim
-        sl = self.box((-58, -112, -62), (58, -34, 2))
-        if sl is not None:
-            X, Y, Z = self.coords(sl)
-            below = Z < self.brain_floor(X, Y) - 1.5  # the orbital roof is the fossa floor
-            for sx in (-1, 1):
-                rim = Y > -92.0 + 0.5 * (np.abs(X) - 14.0)  # the rim recedes laterally
-                wall = self.orbit(sx, X, Y, Z, 2.5) & rim & below
-                self.paint(sl, wall, Tissue.BONE, cortical)
-            for sx in (-1, 1):
-                cone = self.orbit(sx, X, Y, Z, 0.0) & below
-                self.paint(sl, cone, Tissue.SOFT_TISSUE, HU_FAT, inside=True)
-        for sx in (-1, 1):
-            eye, lens = ((sx * 32, -78, -28), (12, 12, 12)), ((sx * 32, -88.5, -28), (4.5, 2, 4.5))
-            self.solid("e", *eye, tissue=Tissue.SOFT_TISSUE, hu=10.0, inside=True)
-            self.solid("e", *lens, tissue=Tissue.SOFT_TISSUE, hu=80.0, inside=True)
-        sl, d = self.shape_sdf("e", (0, -60, -57), (12.5, 40, 29))  # nasal cavity
-        if sl is not None:
-            X, Y, Z = self.coords(sl)
-            nasal = (d < 0) & (Y > -104) & (Z > -76.5)
-            self.paint(sl, nasal, Tissue.AIR, HU_AIR)
-            septum = nasal & (np.abs(X) < 1.1) & (Z > -74)
-            self.paint(sl, septum & (Y < -78), Tissue.SOFT_TISSUE, 100.0)  # cartilage
-            self.paint(sl, septum & (Y >= -78), Tissue.BONE, cortical)
-        for sx in (-1, 1):
-            for c, r in (((sx * 9.5, -56, -65), (3.5, 26, 5)), ((sx * 8.5, -54, -50), (3, 22, 4))):
-                self.solid("e", c, r, tissue=Tissue.SOFT_TISSUE, hu=50.0)  # turbinates
-            nostril = ((sx * 7, -115, -68), (sx * 8, -98, -60), 3.2)
-            self.solid("c", *nostril, tissue=Tissue.AIR, hu=HU_AIR)
-            sl, d = self.shape_sdf("e", (sx * 29, -62, -60), (15, 20, 12))  # maxillary sinus
-            if sl is not None:
-                self.paint(sl, d < 0, Tissue.AIR, HU_AIR)
-                fluid = (d < 0) & (self.Z[sl] < -72.0 + 24.0 * an.sinus_fluid)
-                self.paint(sl, fluid, Tissue.SOFT_TISSUE, 15.0)
-        self.solid("e", (0, -87, -8), (13, 3.5, 8), tissue=Tissue.AIR, hu=HU_AIR)  # frontal
-        self.solid("e", (0, -24, -41), (10, 10, 7), tissue=Tissue.AIR, hu=HU_AIR)  # sphenoid
-        k = 2.0 * np.pi / 6.0
-        cells = [((0, -62, -27), (11, 24, 8), 1.7)]  # ethmoid
-        cells += [((sx * 46, 14, -60), (6, 8, 10), 1.2) for sx in (-1, 1)]  # mastoid
-        for c, r, thr in cells:
-            sl, d = self.shape_sdf("e", c, r)
-            if sl is not None:
+            self.solid("e", (sx * 12.5, 12, -65), (5, 9, 4.5))  # occipital condyle
+            sl, d = self.shape_sdf("c", (sx * 50, 10, -50), (sx * 47, 14, -76), 9)
+            if sl is not None:  # mastoid process: a cone pointing down
                 X, Y, Z = self.coords(sl)
-                septa = np.cos(k * X) + np.cos(k * Y) + np.cos(k * Z) > thr
-                self.paint(sl, (d < 0) & ~septa, Tissue.AIR, HU_AIR)
-        for sx in (-1, 1):
-            canal = ((sx * 48, 4, -45), (sx * 84, 4, -45), 3.5)
-            self.solid("c", *canal, tissue=Tissue.AIR, hu=HU_AIR)
+                d = cone(X, Y, Z, (sx * 50, 10, -50), (sx * 47, 12, -74), 8.5, 3.5)
+                self.paint(sl, d < 0, Tissue.BONE, self.bone_hu(-d))
+            self.solid("c", (sx * 40, 0, -58), (sx * 36, -12, -86), 1.4)  # styloid
+            for py in (-27.0, -21.0):  # pterygoid plates behind the maxilla
+                self.solid("c", (sx * 14, py, -50), (sx * (16 + (py + 27)), py - 6, -84), 1.3)
+            self.solid("e", (sx * 51, -1, -54), (8, 5, 3.5))  # articular eminence
+            sl, d = self.shape_sdf("e", (sx * 52, -8, -57), (11, 7.5, 6))  # glenoid fossa
+            if sl is not None:
+                self.paint(sl, (d < 0) & (self.lab[sl] == Tissue.BONE), Tissue.SOFT_TISSUE, HU_SOFT)
