@@ -235,5 +235,19 @@ def structure(
     rgb = np.asarray(rgb)
     if rgb.ndim != 4 or rgb.shape[3] != 3 or rgb.shape[1] != rgb.shape[2]:
         raise ValueError(f"renderings must be (batch, H, H, 3) rgb, got shape {rgb.shape}")
-    images = resample_luminance(rgb, _analysis_banded(rgb.shape[1]))
+    images = _normalised(resample_luminance(rgb, _analysis_banded(rgb.shape[1])))
     return _reference(scene, view, _tissue_key(tissues), rgb.shape[1]).ssim(images)
+
+
+def _normalised(images: np.ndarray) -> np.ndarray:
+    """Each image scaled so its 99th brightness percentile is 1 (clipped above).
+
+    A TF's colours come from the scheme's ramp over the histogram's intensity axis: on a scan
+    whose metal stretches that axis, bone sits at its dark red end and every TF draws it
+    dark. The structure term is about what is drawn where (speckle, holes, clutter), not
+    about that global tint, so brightness is normalised before the comparison.
+    """
+    flat = images.reshape(len(images), -1)
+    top = np.percentile(flat, 99.0, axis=1).astype(np.float32)
+    scale = np.where(top > 1e-3, 1.0 / np.maximum(top, 1e-3), 1.0).astype(np.float32)
+    return np.minimum(images * scale[:, None, None], np.float32(1.0))
