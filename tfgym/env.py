@@ -122,7 +122,9 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Version History
 
-    * v0: initial version.
+    * v0: initial version. tfgym 0.3.0 changed the phantoms (a realistic CBCT distribution;
+      ``train`` is phantom-00..31) and the oracle score (a structure term); the id stays
+      ``-v0`` while tfgym is pre-1.0, so results of 0.2.0 and 0.3.0 are not comparable.
 
     Example:
         >>> import gymnasium as gym

@@ -24,6 +24,15 @@ Geometry:
     cylinder the scanner writes its background value and the labels are AIR (no data). A
     phantom of ``size <= 128`` is painted at twice its size and resampled, anti-aliased.
 
+Anatomy (:mod:`tfgym.phantoms.cranium`, ``face``, ``jaws``, ``teeth``, ``neck``, ``soft``):
+    an egg-shaped vault of two cortical tables and diploe (4.5-9 mm) with brow ridges,
+    frontal sinus and a skull base (foramen magnum, mastoids, glenoid fossae); conical
+    orbits, zygomatic bones and arches, a pear-shaped nasal aperture with nasal bones and
+    septum, maxillary sinuses, the hard palate; a horseshoe mandible with chin, rami,
+    condyles and coronoid processes; individual teeth shaped by type (enamel over dentine,
+    pulp, one to three roots); C1-C7 with dens, bodies, discs, arches and processes; scalp,
+    face, brain. Surfaces are painted with partial-volume edges.
+
 Labels (``Volume.labels``, the noise-free anatomy, :class:`tfgym.volume.Tissue`):
     AIR (outside, airways, sinuses, the mouth's gap, positioning aids, outside the cylinder),
     SOFT_TISSUE (skin, fat, muscle, brain, eyes), BONE (cranium, facial skeleton, mandible,
@@ -43,6 +52,7 @@ Grey values:
 
 from __future__ import annotations
 
+from tfgym.phantoms.factors import FACTORS, Factor
 from tfgym.phantoms.generate import make_phantom
 from tfgym.phantoms.spec import (
     FOV_KINDS,
@@ -60,12 +70,14 @@ from tfgym.phantoms.spec import (
 )
 
 __all__ = [
+    "FACTORS",
     "FOV_KINDS",
     "FOV_MM",
     "HELDOUT_PHANTOMS",
     "PHANTOM_SEEDS",
     "TRAIN_PHANTOMS",
     "Anatomy",
+    "Factor",
     "FieldOfView",
     "GreyMapping",
     "PhantomSpec",
