@@ -20,7 +20,7 @@ from tfgym.search import (
     best_constant_action,
 )
 
-SCENE = "phantom-03"  # an adult in a dental field of view: teeth fill a good part of it
+SCENE = "phantom-01"  # an adult in a dental field of view: teeth fill a good part of it
 
 
 @pytest.fixture(scope="module")
