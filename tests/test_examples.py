@@ -162,3 +162,27 @@ def test_readme_reward_model_pipeline_and_python_code(tmp_path, monkeypatch, cap
     check_readme_namespace(namespace, capsys.readouterr().out)
     env = namespace["env"]
     assert env.unwrapped.backend.name != "oracle"  # type: ignore[attr-defined]
+
+
+def test_optimum_vs_reference_example_writes_its_figure(tmp_path):
+    out = tmp_path / "optimum.png"
+    argv = [sys.executable, str(EXAMPLES / "optimum_vs_reference.py"), "--scenes", "headsq"]
+    argv += ["--budget", "32", "--display-size", "48", "--columns", "1", "--out", str(out)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    image = np.asarray(Image.open(out))
+    assert image.ndim == 3 and image.shape[0] > 100 and image[..., :3].max() > 100
+
+
+def test_phantom_gallery_shows_the_range_of_the_distribution():
+    """Eight distinct seeds: children, edentulous jaws, implants, and every field of view."""
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        import phantom_gallery
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    picked = phantom_gallery.pick_seeds()
+    assert len(picked) == 8 and len({seed for seed, _ in picked}) == 8
+    text = " | ".join(t for _, t in picked)
+    for word in ("child", "elderly", "implant", "dental FOV", "maxillofacial FOV", "head FOV"):
+        assert word in text
