@@ -58,7 +58,7 @@ from tfgym.histogram import (
     histogram_image,
     joint_histogram,
 )
-from tfgym.phantoms import HELDOUT_PHANTOMS, TRAIN_PHANTOMS, phantom_name
+from tfgym.phantoms import HELDOUT_PHANTOMS, TRAIN_PHANTOMS, phantom_name, phantom_spec
 from tfgym.volume import Tissue, Volume, regrid, resample_volume
 from tfgym.volume_io import bundled_scan_path, load_volume
 
@@ -316,7 +316,12 @@ def list_scenes() -> dict[str, str]:
     out = {"headsq": "real CT head, 64x64x93, 3.2x3.2x1.5 mm (VTK example data)"}
     for name in PHANTOM_NAMES:
         split = "train" if name in TRAIN_PHANTOMS else "held-out"
-        out[name] = f"procedural CBCT head phantom ({split})"
+        spec = phantom_spec(int(name.split("-")[1]))
+        out[name] = (
+            f"procedural CBCT head phantom ({split}): "
+            f"{'whole-head' if spec.fov.kind == 'head' else spec.fov.kind} field of view, "
+            f"{spec.anatomy.age}, {len(spec.anatomy.fillings)} metal restorations"
+        )
     first, last = PROCEDURAL_SEEDS[0], PROCEDURAL_SEEDS[-1]
     out["phantom-N"] = (
         f"procedural CBCT head of any seed N >= 0 (seeds {first}-{last}: the {PROCEDURAL!r} pool)"
