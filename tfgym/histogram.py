@@ -18,7 +18,7 @@ every voxel has a bin. Bin ``(j, i)`` is gradient bin ``j`` (row) and intensity 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -32,6 +32,7 @@ __all__ = [
 
 INTENSITY_PERCENTILES = (0.5, 99.95)
 GRADIENT_PERCENTILE = 99.5
+COLOR_PERCENTILE = 99.5
 
 
 def gradient_magnitude(data: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
@@ -66,6 +67,10 @@ class HistogramRanges:
         gradient_max: upper edge of the last gradient bin (the axis starts at 0).
         n_intensity_bins: number of bins along x.
         n_gradient_bins: number of bins along y.
+        color_max: top of the colour axis: TF colour schemes run from ``intensity_min`` to
+            here (default ``intensity_max``). :meth:`from_data` puts it at the 99.5th
+            percentile, below the few metal voxels that stretch the histogram's axis, so
+            bone keeps its colours on a scan with fillings. Not compared by ``==``.
     """
 
     intensity_min: float
@@ -73,6 +78,7 @@ class HistogramRanges:
     gradient_max: float
     n_intensity_bins: int = 64
     n_gradient_bins: int = 64
+    color_max: float | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         """Validate the ranges."""
@@ -87,6 +93,19 @@ class HistogramRanges:
             raise ValueError(f"gradient_max must be positive, got {self.gradient_max}")
         if self.n_intensity_bins < 2 or self.n_gradient_bins < 2:
             raise ValueError("a joint histogram needs at least 2 bins per axis")
+        if self.color_max is not None and not (
+            np.isfinite(self.color_max) and self.color_max > self.intensity_min
+        ):
+            raise ValueError(f"color_max must exceed intensity_min, got {self.color_max}")
+
+    @property
+    def color_top(self) -> float:
+        """The top of the colour axis (:attr:`color_max`, or ``intensity_max``)."""
+        return (
+            self.intensity_max
+            if self.color_max is None
+            else min(float(self.color_max), self.intensity_max)
+        )
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -121,7 +140,9 @@ class HistogramRanges:
         gmax = float(np.percentile(np.asarray(gradient, dtype=np.float32), GRADIENT_PERCENTILE))
         if gmax <= 0:
             gmax = float(np.max(gradient)) or 1.0
-        return cls(float(lo), float(hi), gmax, int(nx), int(ny))
+        top = float(np.percentile(sample, COLOR_PERCENTILE))
+        color_max = top if lo < top < hi else None
+        return cls(float(lo), float(hi), gmax, int(nx), int(ny), color_max)
 
     def intensity_to_bin(self, value: np.ndarray | float) -> np.ndarray:
         """Continuous intensity coordinate in bin units (0 = lower edge, nx = upper edge)."""

@@ -43,6 +43,7 @@ __all__ = [
     "action_to_vertices",
     "color_ramp",
     "luts_from_actions",
+    "ranges_color_ramp",
     "validate_actions",
 ]
 
@@ -78,6 +79,34 @@ def color_ramp(scheme: str, n: int) -> np.ndarray:
     centres = (np.arange(n) + 0.5) / n
     ramp = np.stack([np.interp(centres, pos, rgb[:, c]) for c in range(3)], axis=1)
     ramp = ramp.astype(np.float32)
+    ramp.setflags(write=False)
+    return ramp
+
+
+@functools.lru_cache(maxsize=256)
+def ranges_color_ramp(scheme: str, ranges: HistogramRanges) -> np.ndarray:
+    """RGB of each intensity bin of ``ranges``: the scheme over its colour axis (cached).
+
+    The scheme runs from ``intensity_min`` to :attr:`HistogramRanges.color_top` and stays at
+    its last colour above (metal). Float32 ``(n_intensity_bins, 3)``, read-only.
+
+    Example:
+        >>> r = HistogramRanges(0.0, 100.0, 1.0, 64, 64, color_max=50.0)
+        >>> ramp = ranges_color_ramp("bone", r)
+        >>> bool(np.allclose(ramp[32:], ramp[-1]))  # metal: the scheme's last colour
+        True
+        >>> bool(np.allclose(ramp[:32], color_ramp("bone", 32)))  # the scheme up to color_max
+        True
+    """
+    if scheme not in COLOR_SCHEMES:
+        raise ValueError(f"unknown color scheme {scheme!r}; valid: {sorted(COLOR_SCHEMES)}")
+    n = ranges.n_intensity_bins
+    top = ranges.color_top
+    centres = ranges.bin_to_intensity(np.arange(n) + 0.5)
+    t = np.clip((centres - ranges.intensity_min) / (top - ranges.intensity_min), 0.0, 1.0)
+    pos = np.array([p for p, _ in COLOR_SCHEMES[scheme]])
+    rgb = np.array([c for _, c in COLOR_SCHEMES[scheme]])
+    ramp = np.stack([np.interp(t, pos, rgb[:, c]) for c in range(3)], axis=1).astype(np.float32)
     ramp.setflags(write=False)
     return ramp
 
@@ -174,7 +203,7 @@ def luts_from_actions(
     scale = np.array([ranges.n_intensity_bins, ranges.n_gradient_bins]) / 2.0
     coverage = polygon_coverage_batch((verts + 1.0) * scale, ranges.shape)
     out = np.empty((len(acts), *ranges.shape, 4), dtype=np.float32)
-    out[..., :3] = color_ramp(color_scheme, ranges.n_intensity_bins)[None, None]
+    out[..., :3] = ranges_color_ramp(color_scheme, ranges)[None, None]
     out[..., 3] = opacity * coverage
     return out
 
@@ -304,7 +333,7 @@ class TransferFunction:
         """RGBA lookup table ``(n_gradient_bins, n_intensity_bins, 4)``, float32 in [0, 1]."""
         coverage = polygon_coverage(self.vertices_in_bins(ranges), ranges.shape)
         out = np.empty((*ranges.shape, 4), dtype=np.float32)
-        out[..., :3] = color_ramp(self.color_scheme, ranges.n_intensity_bins)[None]
+        out[..., :3] = ranges_color_ramp(self.color_scheme, ranges)[None]
         out[..., 3] = self.opacity * coverage
         return out
 
