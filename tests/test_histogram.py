@@ -249,3 +249,30 @@ def test_bin_coordinate_conversions_are_inverse(rng) -> None:
     assert float(r.intensity_to_bin(-300.0)) == 0.0
     assert float(r.intensity_to_bin(2700.0)) == 48.0
     assert float(r.gradient_to_bin(80.0)) == 24.0
+
+
+def test_colour_axis_stops_below_a_few_metal_voxels():
+    rng = np.random.default_rng(0)
+    tissue = rng.normal(1000.0, 300.0, 100_000)
+    metal = np.full(200, 30_000.0)  # 0.2 % of the voxels, far above everything else
+    data = np.concatenate([tissue, metal]).astype(np.float32)
+    r = HistogramRanges.from_data(data, np.abs(data - 1000.0))
+    assert r.color_max is not None and r.color_top < 0.2 * r.intensity_max
+    assert r == HistogramRanges(r.intensity_min, r.intensity_max, r.gradient_max)  # not compared
+    with pytest.raises(ValueError, match="color_max"):
+        HistogramRanges(0.0, 1.0, 1.0, color_max=-1.0)
+
+
+def test_bone_keeps_bone_colours_on_a_scan_with_metal():
+    from tfgym.oracle.reference import reference_action
+    from tfgym.scene import load_scene
+    from tfgym.transfer_function import TransferFunction
+    from tfgym.volume import Tissue
+
+    scene = load_scene("phantom-41")  # a maxillofacial field of view with metal crowns
+    assert scene.ranges.color_top < 0.5 * scene.ranges.intensity_max
+    lut = TransferFunction.from_action(reference_action(scene)).lut(scene.ranges)
+    bone = scene.tissue_intensity(Tissue.BONE, [50.0])[0]
+    column = int(np.clip(scene.ranges.intensity_to_bin(bone), 0, 63))
+    red, green, _ = lut[0, column, :3]
+    assert red > 0.8 and green > 0.5  # flesh to ivory, not the scheme's dark red
