@@ -34,6 +34,7 @@ __all__ = [
     "PREDICT_CHUNK",
     "OracleScorer",
     "Scorer",
+    "oracle_pair_accuracy",
     "pair_accuracy",
     "predict_batched",
     "spearman_random",
@@ -214,3 +215,46 @@ def spearman_random(
     rewards = predict_batched(model, scorer.observation, actions)
     scores = scorer.oracle_scores(actions, progress=progress)
     return spearman_rho(rewards, scores), rewards, scores
+
+
+def oracle_pair_accuracy(rewards: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+    """:func:`pair_accuracy`'s entries over every pair of actions, labelled by the oracle.
+
+    Without stored preferences the labeler is the noise-free oracle: each pair ``(i, j)``,
+    ``i < j``, is answered by the higher oracle score (equal scores: a tie, 0.5). The
+    accuracies against the labeler and the oracle are then the same, and the labeler agrees
+    with the oracle on every unambiguous pair.
+
+    Args:
+        rewards: RM rewards ``(n,)`` of the actions.
+        scores: their oracle scores ``(n,)``.
+
+    Returns:
+        The keys of :func:`pair_accuracy` (accuracies NaN without unambiguous pairs).
+
+    Example:
+        >>> out = oracle_pair_accuracy(np.array([3.0, 1.0, 2.0]), np.array([0.9, 0.1, 0.1]))
+        >>> out["n_pairs"], out["n_unambiguous"], out["accuracy_oracle"]
+        (3, 2, 1.0)
+    """
+    r, sc = np.asarray(rewards, np.float64), np.asarray(scores, np.float64)
+    i, j = np.triu_indices(len(r), k=1)
+    rd, sd = r[i] - r[j], sc[i] - sc[j]
+    clear = sd != 0
+    ok = rd[clear]
+    accuracy = (
+        float(np.mean(np.where(ok == 0, 0.5, (ok > 0) == (sd[clear] > 0))))
+        if clear.any()
+        else float("nan")
+    )
+    n_clear = int(clear.sum())
+    return {
+        "n_pairs": len(i),
+        "n_unambiguous": n_clear,
+        "accuracy_labeler": accuracy,
+        "n_oracle": n_clear,
+        "accuracy_oracle": accuracy,
+        "n_oracle_all": n_clear,
+        "accuracy_oracle_all": accuracy,
+        "labeler_vs_oracle": 1.0 if n_clear else float("nan"),
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections import deque
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ def _version(args: argparse.Namespace) -> int:
 
 def _scenes(args: argparse.Namespace) -> int:
     from tfgym.cache import cache_info, clear_cache
-    from tfgym.scene import PROCEDURAL, PROCEDURAL_SEEDS, SCENE_SETS, list_scenes
+    from tfgym.scene_sets import PROCEDURAL, PROCEDURAL_SEEDS, SCENE_SETS, list_scenes
 
     if args.clear_cache:
         freed = clear_cache(stale_only=args.clear_cache == "stale")
@@ -106,8 +107,8 @@ def _warm(args: argparse.Namespace) -> int:
         raise CliError(f"--warm {' '.join(args.warm)}: no phantoms (other scans are read as is)")
     sizes = sorted({n for ws in args.working_size for n in phantom_sizes(ws)})
     done = warm_phantoms(seeds, sizes=sizes, jobs=args.jobs)
-    for _ in tqdm(done, total=len(seeds) * len(sizes), desc="phantoms", unit="volume"):
-        pass
+    bar = tqdm(done, total=len(seeds) * len(sizes), desc="phantoms", unit="volume")
+    deque(bar, maxlen=0)  # drain it: each volume, generated or found, advances the bar
     info = cache_info()
     print(
         f"{len(seeds)} phantoms at sizes {sizes} are cached in {info.root} "

@@ -8,7 +8,8 @@ plane pixels) and a set of target tissues:
 
 * the **target region** is the target tissues plus their **shell**: the voxels of *less
   dense* tissues within one voxel of the scan's reference grid of the target (one face step
-  at the reference working size of 64 voxels, four at 256: :func:`tfgym.renderer.voxel_classes`).
+  at the reference working size of 64 voxels, four at 256;
+  :func:`tfgym.voxel_classes.voxel_classes`).
   A voxel touching bone is partly bone (partial volume) and a TF that draws a bone surface
   draws that shell; without it, the best-scoring TFs would cut the boundary voxels out and
   leave a speckled, moth-eaten surface. Its thickness is physical (a reference voxel, in
@@ -57,10 +58,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from tfgym.oracle.structure import structure as structure_term
-from tfgym.renderer import RenderBatch, voxel_classes
+from tfgym.renderer import RenderBatch
 from tfgym.scene import N_CLASSES, Scene
 from tfgym.views import view_geometry
 from tfgym.volume import Tissue
+from tfgym.voxel_classes import voxel_classes
 
 __all__ = ["TARGETS", "Oracle", "region_area", "region_mask", "resolve_target"]
 
@@ -93,7 +95,7 @@ def region_mask(target: Sequence[Tissue | int]) -> np.ndarray:
 
     The region is the target tissues plus the shell: voxels of less dense tissues (lower
     ``Tissue`` number than every target tissue) whose neighbour bits name a target tissue
-    (within one reference voxel, see :func:`tfgym.renderer.voxel_classes`). Cached and
+    (within one reference voxel, see :func:`tfgym.voxel_classes.voxel_classes`). Cached and
     read-only.
 
     Example:

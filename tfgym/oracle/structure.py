@@ -22,7 +22,7 @@ detail and read higher). The colour scheme matters little: SSIM compares local s
 and a bone-coloured rendering is about 0.9 times as bright as the white target.
 
 The target image is computed once per scene, view, target and image size and cached with the
-scene (weakly, like :func:`tfgym.renderer.silhouette_area`). Cost per rendering at 128
+scene (weakly, like :func:`tfgym.voxel_classes.silhouette_area`). Cost per rendering at 128
 pixels: one tent resampling to 64 x 64 and three gaussian blurs, about 0.1 ms (compiled,
 serial below four renderings).
 
