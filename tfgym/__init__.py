@@ -18,4 +18,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.3.0"
 
 if "TransferFunction-v0" not in registry:
-    register(id="TransferFunction-v0", entry_point="tfgym.env:TransferFunctionEnv")
+    register(
+        id="TransferFunction-v0",
+        entry_point="tfgym.env:TransferFunctionEnv",
+        vector_entry_point="tfgym.vector:make_vector_env",
+    )
