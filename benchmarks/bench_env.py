@@ -29,10 +29,37 @@ from the same env seed, hence the same phantoms, in a temporary disk cache:
 Ratios are against (7), and (6) against the in-memory default set (2). A breakdown of one
 warm reset (volume read, scene build, scorer build) and the generation time follow.
 
+Reward backends (``record["reward_backends"]``), ``gym.make`` in one process, interleaved
+rounds as above:
+
+8. ``oracle``: the default backend (as (2));
+9. ``reward_model``: the learned reward model with its scene-feature cache (the JH branches
+   run once per scene, :mod:`reward_models.backend`);
+10. ``reward_model, no cache``: the same checkpoint with ``cache_size=0`` (``model.predict``
+    at every step, the named alternative).
+
+Ratios: (9) and (10) against (8), and (9) against (10). The checkpoint is ``--reward-model``
+or, by default, a randomly initialised ``--rm-preset`` model (a step's cost does not depend
+on the weights). The oracle's info is computed at every step with either backend.
+
+Vector autoreset (``record["vector_autoreset"]``), ``gym.make_vec`` with ``n_envs`` sub-envs
+in one process:
+
+11. ``make_vec, same-step``: the registered vector entry point (:mod:`tfgym.vector`), every
+    vector step scores every sub-env;
+12. ``make_vec sync, next-step``: ``vectorization_mode="sync"``, Gymnasium's default
+    ``NEXT_STEP`` autoreset, where every other vector step is an empty reset step.
+
+Here the rate counts useful steps (transitions that carry a reward: terminated ones); the
+ratio is (11) against (12). Vector steps per second and rewards per vector step (per policy
+call and rollout-buffer slot of an agent) are reported beside it: an empty reset step costs
+the env little, but an agent still spends a policy call and a buffer slot on it.
+
 Usage::
 
     python benchmarks/bench_env.py                       # writes runs/bench/bench_env.json
     python benchmarks/bench_env.py --steps 600 --n-envs 4
+    python benchmarks/bench_env.py --reward-model runs/rm/rm.pt --torch-threads 1
 """
 
 from __future__ import annotations
@@ -79,6 +106,16 @@ class Args:
     """Seed of env resets and of the random actions."""
     procedural_resets: int = 24
     """Reset + step loops timed on the procedural set per measurement (0: skip it)."""
+    backends: bool = True
+    """Measure the reward backends (oracle, reward model with and without its cache)."""
+    reward_model: Path | None = None
+    """Checkpoint of the reward-model rows (None: a random ``rm_preset`` model)."""
+    rm_preset: str = "mask"
+    """Architecture of the random reward model (``reward_models.config.RM_PRESETS``)."""
+    vector_autoreset: bool = True
+    """Measure ``gym.make_vec`` same-step vs next-step autoreset."""
+    torch_threads: int | None = None
+    """torch CPU threads for the whole run (None: torch's default); recorded in the JSON."""
 
 
 @dataclass
@@ -91,6 +128,8 @@ class Stepper:
     step: Callable[[], int]
     close: Callable[[], None]
     rates: list[float] = field(default_factory=list)
+    call_rates: list[float] = field(default_factory=list)
+    """``step()`` calls per second in each round (vector steps for a vector env)."""
 
 
 def _actions(args: Args, dim: int, n: int) -> Iterator[np.ndarray]:
@@ -176,10 +215,13 @@ def time_rounds(steppers: list[Stepper], args: Args) -> None:
     bar = tqdm(total=args.rounds * len(steppers), desc="timing", unit="run")
     for _ in range(args.rounds):
         for s in steppers:
-            done, start = 0, time.perf_counter()
+            done, calls, start = 0, 0, time.perf_counter()
             while done < per_round:
                 done += s.step()
-            s.rates.append(done / (time.perf_counter() - start))
+                calls += 1
+            seconds = time.perf_counter() - start
+            s.rates.append(done / seconds)
+            s.call_rates.append(calls / seconds)
             bar.update(1)
     bar.close()
 
@@ -289,59 +331,191 @@ def procedural(args: Args, default_rate: float) -> dict[str, Any]:
     }
 
 
+def summarize(steppers: list[Stepper], *, vector: bool = False) -> list[dict[str, Any]]:
+    """Print the table of timed steppers (median rates, ratios of medians); return its rows."""
+    median = {s.name: statistics.median(s.rates) for s in steppers}
+    extra = f" {'vec steps/s':>11}" if vector else ""
+    print(f"{'measurement':<26} {'procs':>5} {'steps/s':>9} {'min':>8} {'max':>8}{extra}  ratio")
+    rows = []
+    for s in steppers:
+        ratio = None if s.baseline is None else median[s.name] / median[s.baseline]
+        shown = "" if ratio is None else f"{ratio:.2f}x vs {s.baseline}"
+        calls = statistics.median(s.call_rates)
+        extra = f" {calls:>11.1f}" if vector else ""
+        print(
+            f"{s.name:<26} {s.processes:>5} {median[s.name]:>9.1f} {min(s.rates):>8.1f} "
+            f"{max(s.rates):>8.1f}{extra}  {shown}"
+        )
+        row = {
+            "name": s.name,
+            "processes": s.processes,
+            "baseline": s.baseline,
+            "steps_per_second": median[s.name],
+            "rates_per_round": s.rates,
+            "ratio": ratio,
+        }
+        if vector:
+            row["vector_steps_per_second"] = calls
+        rows.append(row)
+    return rows
+
+
+def timed(builders: list[Callable[[], Stepper]], args: Args, what: str) -> list[Stepper]:
+    """Build, warm up and time steppers in interleaved rounds; close them."""
+    steppers = [build() for build in tqdm(builders, desc=f"{what}: setup", unit="env")]
+    try:
+        time_rounds(steppers, args)
+    finally:
+        for s in steppers:
+            s.close()
+    return steppers
+
+
+def random_checkpoint(args: Args, folder: str) -> Path:
+    """A randomly initialised ``rm_preset`` reward model, saved in ``folder``."""
+    import torch
+
+    from reward_models.checkpoint import save_checkpoint
+    from reward_models.model import RewardModel, model_config
+
+    torch.manual_seed(args.seed)
+    path = Path(folder) / f"random-{args.rm_preset}.pt"
+    return save_checkpoint(path, RewardModel(model_config(args.rm_preset)))
+
+
+def reward_backends(args: Args) -> dict[str, Any]:
+    """Oracle vs reward model with and without its scene-feature cache (gym.make)."""
+    import gymnasium as gym
+
+    from reward_models.checkpoint import read_checkpoint_info
+
+    with tempfile.TemporaryDirectory(prefix="bench-env-rm-") as folder:
+        path = args.reward_model or random_checkpoint(args, folder)
+        info = read_checkpoint_info(path)
+        rm = {"reward_backend": "reward_model", "reward_model_path": str(path)}
+
+        def make(**kwargs: Any) -> Any:
+            return gym.make(ENV_ID, scenes=args.scenes, **kwargs)
+
+        builders = [
+            lambda: single(make(), "oracle", args, None),
+            lambda: single(make(**rm), "reward_model", args, "oracle"),
+            lambda: single(
+                make(**rm, reward_kwargs={"cache_size": 0}),
+                "reward_model, no cache",
+                args,
+                "oracle",
+            ),
+        ]
+        steppers = timed(builders, args, "reward backends")
+    print(f"\nreward backends, gym.make, scenes={args.scenes!r}, one process")
+    print(
+        f"reward model: {'random ' + args.rm_preset if args.reward_model is None else path} "
+        f"({info.model_config.variant} variant, {info.n_members} member(s))"
+    )
+    rows = summarize(steppers)
+    rate = {r["name"]: r["steps_per_second"] for r in rows}
+    cache_ratio = rate["reward_model"] / rate["reward_model, no cache"]
+    print(f"reward_model with cache vs without: {cache_ratio:.2f}x")
+    extra_ms = {  # what the model adds to a step that renders and scores with the oracle anyway
+        name: 1e3 * (1 / rate[name] - 1 / rate["oracle"])
+        for name in ("reward_model", "reward_model, no cache")
+    }
+    print(
+        "reward model's ms per step over the oracle's: "
+        + ", ".join(f"{name} {ms:.3f}" for name, ms in extra_ms.items())
+    )
+    met = rate["reward_model"] >= args.goal
+    print(f"goal: >= {args.goal:.0f} steps/s with the reward model: {'met' if met else 'MISSED'}")
+    return {
+        "reward_model": "random " + args.rm_preset if args.reward_model is None else str(path),
+        "model_variant": info.model_config.variant,
+        "members": info.n_members,
+        "results": rows,
+        "cache_vs_no_cache_ratio": cache_ratio,
+        "model_ms_per_step": extra_ms,
+        "goal_met": met,
+    }
+
+
+def make_vec_stepper(args: Args, name: str, baseline: str | None, **vec: Any) -> Stepper:
+    """``gym.make_vec`` in one process; ``step()`` returns the transitions that carry a reward."""
+    import gymnasium as gym
+
+    from tfgym.scene import scene_pool
+
+    venv = gym.make_vec(ENV_ID, num_envs=args.n_envs, scenes=args.scenes, **vec)
+    for scene in scene_pool(args.scenes).names:  # load every scene before timing
+        venv.reset(seed=args.seed, options={"scene": scene})
+    venv.reset(seed=args.seed)
+    actions = _actions(args, int(np.prod(venv.single_action_space.shape or (0,))), args.n_envs)
+
+    def step() -> int:
+        terminated = venv.step(next(actions))[2]
+        return int(np.count_nonzero(terminated))
+
+    for _ in range(args.warmup):
+        step()
+    return Stepper(name, 1, baseline, step, venv.close)
+
+
+def vector_autoreset(args: Args) -> dict[str, Any]:
+    """``gym.make_vec`` same-step (tfgym's entry point) vs Gymnasium's next-step default."""
+    builders = [
+        lambda: make_vec_stepper(args, "make_vec sync, next-step", None, vectorization_mode="sync"),
+        lambda: make_vec_stepper(args, "make_vec, same-step", "make_vec sync, next-step"),
+    ]
+    steppers = timed(builders, args, "vector autoreset")
+    print(f"\ngym.make_vec, {args.n_envs} sub-envs in one process, scenes={args.scenes!r}")
+    print("steps/s: useful steps (transitions carrying a reward); vec steps/s: step() calls")
+    rows = summarize(steppers, vector=True)
+    per_step = {r["name"]: r["steps_per_second"] / r["vector_steps_per_second"] for r in rows}
+    print(
+        "rewards per vector step (per policy call and rollout slot): "
+        + ", ".join(f"{name} {n:.2f}" for name, n in per_step.items())
+    )
+    for row in rows:
+        row["rewards_per_vector_step"] = per_step[row["name"]]
+    return {"n_envs": args.n_envs, "results": rows, "ratio": rows[1]["ratio"]}
+
+
 def main(args: Args) -> dict[str, Any]:
     import gymnasium as gym
+    import torch
 
     from tfgym.env import TransferFunctionEnv
 
+    if args.torch_threads is not None:
+        torch.set_num_threads(args.torch_threads)
     builders = [
         lambda: single(TransferFunctionEnv(args.scenes), "unwrapped", args, None),
         lambda: single(gym.make(ENV_ID, scenes=args.scenes), "gym.make", args, "unwrapped"),
         lambda: gym_vector(args, "gym.make"),
         lambda: sb3_vector(args, "gym.make"),
     ]
-    steppers = [build() for build in tqdm(builders, desc="setup + warm-up", unit="env")]
-    try:
-        time_rounds(steppers, args)
-    finally:
-        for s in steppers:
-            s.close()
-    median = {s.name: statistics.median(s.rates) for s in steppers}
-    rows = []
+    steppers = timed(builders, args, "oracle")
     print(f"\nTransferFunction-v0, scenes={args.scenes!r}, oracle backend, default settings")
     print(f"median of {args.rounds} interleaved rounds of {args.steps // args.rounds} steps")
-    print(f"{'measurement':<20} {'procs':>5} {'steps/s':>9} {'min':>8} {'max':>8}  ratio")
-    for s in steppers:
-        ratio = None if s.baseline is None else median[s.name] / median[s.baseline]
-        shown = "" if ratio is None else f"{ratio:.2f}x vs {s.baseline}"
-        print(
-            f"{s.name:<20} {s.processes:>5} {median[s.name]:>9.1f} {min(s.rates):>8.1f} "
-            f"{max(s.rates):>8.1f}  {shown}"
-        )
-        rows.append(
-            {
-                "name": s.name,
-                "processes": s.processes,
-                "baseline": s.baseline,
-                "steps_per_second": median[s.name],
-                "rates_per_round": s.rates,
-                "ratio": ratio,
-            }
-        )
-    met = median["gym.make"] >= args.goal
+    rows = summarize(steppers)
+    rate = {r["name"]: r["steps_per_second"] for r in rows}
+    met = rate["gym.make"] >= args.goal
     verdict = "met" if met else "MISSED"
     print(f"goal: >= {args.goal:.0f} steps/s in one process (gym.make): {verdict}")
     record = {
         "benchmark": "bench_env",
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()},
-        "machine": machine_info(),
+        "machine": machine_info(torch_threads=torch.get_num_threads()),
         "results": rows,
         "goal_steps_per_second": args.goal,
         "goal_met": met,
     }
     if args.procedural_resets > 0:
-        record["procedural"] = procedural(args, median["gym.make"])
+        record["procedural"] = procedural(args, rate["gym.make"])
+    if args.backends:
+        record["reward_backends"] = reward_backends(args)
+    if args.vector_autoreset:
+        record["vector_autoreset"] = vector_autoreset(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2))
     print(f"wrote {args.out}")

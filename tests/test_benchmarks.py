@@ -48,11 +48,24 @@ def test_bench_env_smoke(tmp_path):
         "headsq",
         "--procedural-resets",
         "2",
+        "--torch-threads",
+        "1",
         "--out",
         str(path),
     )
     record = json.loads(path.read_text())
     assert record["args"]["steps"] == 20 and record["args"]["scenes"] == "headsq"
+    backends = {row["name"]: row for row in record["reward_backends"]["results"]}
+    assert list(backends) == ["oracle", "reward_model", "reward_model, no cache"]
+    for row in backends.values():
+        assert row["steps_per_second"] > 0
+    cached, uncached = (
+        record["reward_backends"]["model_ms_per_step"][k] for k in list(backends)[1:]
+    )
+    assert cached < uncached  # the scene-feature cache is the measured difference
+    vector = {row["name"]: row for row in record["vector_autoreset"]["results"]}
+    assert vector["make_vec sync, next-step"]["rewards_per_vector_step"] < 1.2
+    assert vector["make_vec, same-step"]["rewards_per_vector_step"] == pytest.approx(2.0)
     assert record["procedural"]["resets"] == 2
     assert record["machine"]["cores"] == os.cpu_count()
     assert record["machine"]["libraries"]["tfgym"] is not None
