@@ -16,7 +16,15 @@ d. **label efficiency**: rho and held-out accuracy for 250 ... 4000 of part a's 
    table and a PNG plot);
 e. **speed**: training time for 4000 pairs x 75 epochs (from part a, or trained here), and
    scoring 20,000 actions of one scene, against the named alternative of rendering them for
-   the oracle score.
+   the oracle score;
+f. **multi-scene training speed**: ms per pair and epoch of training on pairs of one train
+   phantom against the same number of pairs spread over 12 train phantoms, with
+   scene-grouped minibatches (``TrainConfig.scenes_per_batch=1``, the default) and with the
+   named alternative of random minibatches mixing all scenes (``scenes_per_batch=0``), and
+   the held-out accuracy of each, so that speed is not bought with accuracy. Two timings:
+   wall time of the median epoch (with its validation pass), and the process's CPU time of
+   the whole training call (scenes loaded beforehand), which other processes on a shared
+   machine disturb less.
 
 The oracle scores of each scene's 20,000 random actions are computed once and shared by every
 model. ``--quick`` shrinks everything for a smoke test (a few seconds per part).
@@ -25,6 +33,8 @@ Usage::
 
     python benchmarks/bench_reward_model.py                      # all parts, full size
     python benchmarks/bench_reward_model.py --parts a e
+    python benchmarks/bench_reward_model.py --parts f \
+        --out benchmarks/results/bench_reward_model_batching.json
     python benchmarks/bench_reward_model.py --quick --out /tmp/rm.json
 """
 
@@ -45,13 +55,14 @@ from tqdm import tqdm
 
 from reward_models.checkpoint import heldout_records
 from reward_models.config import TrainConfig
+from reward_models.data import PreferenceTensors
 from reward_models.metrics import pair_accuracy, predict_batched, spearman_rho
 from reward_models.train import train_reward_model
 from tfgym.collect import CollectConfig, collect_multi, collect_preferences, paper_actions
 from tfgym.scene import SCENE_SETS
 from tfgym.scoring import SceneScorer, ScoringSettings
 
-PARTS = ("a", "b", "c", "d", "e")
+PARTS = ("a", "b", "c", "d", "e", "f")
 
 
 @dataclass
@@ -60,7 +71,7 @@ class Args:
 
     parts: tuple[str, ...] = PARTS
     """Parts to run, in this order: a (paper protocol), b (allocation), c (multi-scene), d
-    (label efficiency), e (speed)."""
+    (label efficiency), e (speed), f (multi-scene training speed)."""
     quick: bool = False
     """Tiny sizes everywhere: a smoke test, not a measurement."""
     out: Path = Path("benchmarks/results/bench_reward_model.json")
@@ -93,6 +104,14 @@ class Args:
     """Rendering side for the oracle (the collect command's default)."""
     speed_repeats: int = 5
     """Timed repetitions of scoring in part e (the table shows the median)."""
+    batching_pairs: int = 3600
+    """Comparisons in part f, on one phantom and spread evenly over the 12 train phantoms."""
+    batching_scenes: int = 12
+    """Train phantoms of part f's multi-scene data."""
+    batching_epochs: int = 30
+    """Training epochs in part f."""
+    batching_modes: tuple[int, ...] = (0, 1)
+    """``TrainConfig.scenes_per_batch`` values timed in part f (0: random mixed batches)."""
     seed: int = 0
     """Seed of actions, answers, splits and weights."""
     progress: bool = True
@@ -109,6 +128,9 @@ def _quick(args: Args) -> Args:
         label_sizes=(100, 300),
         multi_pairs_per_scene=100,
         multi_epochs=3,
+        batching_pairs=240,
+        batching_scenes=3,
+        batching_epochs=2,
         image_size=32,
         speed_repeats=2,
     )
@@ -175,18 +197,45 @@ class Bench:
         rewards = predict_batched(model, self.scorer(scene).observation, acts)
         return spearman_rho(rewards, scores)
 
-    def train(self, records: list[Any], variant: str, epochs: int | None = None) -> dict[str, Any]:
-        """Train one model (once per data and settings); held-out accuracies, training time."""
-        key = (id(records[0]), len(records), variant, epochs or self.args.epochs)
+    def train(
+        self,
+        records: list[Any],
+        variant: str,
+        epochs: int | None = None,
+        *,
+        tensors: PreferenceTensors | None = None,
+        **config: Any,
+    ) -> dict[str, Any]:
+        """Train one model (once per data and settings); held-out accuracies, training time.
+
+        Args:
+            records: the preferences.
+            variant: the model preset.
+            epochs: training epochs (default ``args.epochs``).
+            tensors: the records as arrays, built beforehand: the timing then leaves out
+                loading the scenes.
+            config: further :class:`TrainConfig` fields.
+        """
+        key = (id(records[0]), len(records), variant, epochs or self.args.epochs, *config.items())
         if key not in self._trained:
-            self._trained[key] = self._train(records, variant, epochs)
+            self._trained[key] = self._train(records, variant, epochs, tensors, **config)
         return self._trained[key]
 
-    def _train(self, records: list[Any], variant: str, epochs: int | None) -> dict[str, Any]:
+    def _train(
+        self,
+        records: list[Any],
+        variant: str,
+        epochs: int | None,
+        tensors: PreferenceTensors | None,
+        **extra: Any,
+    ) -> dict[str, Any]:
         config = TrainConfig(
-            epochs=epochs or self.args.epochs, variant=variant, seed=self.args.seed
+            epochs=epochs or self.args.epochs, variant=variant, seed=self.args.seed, **extra
         )
-        result = train_reward_model(records, config, progress=self.args.progress)
+        data = records if tensors is None else tensors
+        cpu = time.process_time()
+        result = train_reward_model(data, config, progress=self.args.progress)
+        cpu = time.process_time() - cpu
         held = heldout_records(records, result.info)
         acc = pair_accuracy(result.model, held, settings=self.settings)
         return {
@@ -197,6 +246,9 @@ class Bench:
             "n_ties": sum(r.mu == 0.5 for r in records),
             "epochs": config.epochs,
             "train_seconds": result.seconds,
+            "train_cpu_seconds": cpu,
+            "median_epoch_seconds": statistics.median(h.seconds for h in result.history),
+            "scenes_per_batch": config.scenes_per_batch,
             "val_accuracy_labeler": acc["accuracy_labeler"],
             "val_accuracy_oracle": acc["accuracy_oracle"],
             "val_labeler_vs_oracle": acc["labeler_vs_oracle"],
@@ -368,6 +420,76 @@ def part_e(bench: Bench) -> list[dict[str, Any]]:
     return rows
 
 
+def part_f(bench: Bench) -> list[dict[str, Any]]:
+    args = bench.args
+    scenes = SCENE_SETS["train"][: args.batching_scenes]
+    seed = int(bench.rng(4).integers(2**31))
+
+    def collect(names: tuple[str, ...], pairs: int) -> list[Any]:
+        config = CollectConfig(pairs=pairs, labeler=args.labeler, seed=seed)
+        records = collect_multi(names, config, settings=bench.settings, progress=args.progress)
+        return [replace(r, id=i) for i, r in enumerate(records)]
+
+    data = {
+        "1 scene": collect(scenes[:1], args.batching_pairs),
+        f"{len(scenes)} scenes": collect(scenes, args.batching_pairs // len(scenes)),
+    }
+    tensors = {name: PreferenceTensors.from_records(records) for name, records in data.items()}
+    rows = []
+    for variant in args.variants:
+        warm_up = TrainConfig(epochs=1, variant=variant, val_fraction=0.0)
+        train_reward_model(tensors["1 scene"], warm_up, progress=False)  # not timed
+        for mode in args.batching_modes:  # interleaved: load drifts hit both data sets alike
+            for name, records in data.items():
+                t = bench.train(
+                    records,
+                    variant,
+                    args.batching_epochs,
+                    tensors=tensors[name],
+                    scenes_per_batch=mode,
+                )
+                rows.append(
+                    _row(
+                        t,
+                        data=name,
+                        n_scenes=len(tensors[name].scene_names),
+                        ms_per_pair_epoch=1e3 * t["median_epoch_seconds"] / t["n_train"],
+                        cpu_ms_per_pair_epoch=1e3
+                        * t["train_cpu_seconds"]
+                        / (t["n_train"] * t["epochs"]),
+                    )
+                )
+    for r in rows:  # against one scene's cost with the same batching
+        one = next(
+            o
+            for o in rows
+            if o["variant"] == r["variant"]
+            and o["scenes_per_batch"] == r["scenes_per_batch"]
+            and o["n_scenes"] == 1
+        )
+        r["over_one_scene"] = r["ms_per_pair_epoch"] / one["ms_per_pair_epoch"]
+        r["cpu_over_one_scene"] = r["cpu_ms_per_pair_epoch"] / one["cpu_ms_per_pair_epoch"]
+    print(
+        f"\n(f) multi-scene training speed: {args.batching_pairs} pairs on 1 or "
+        f"{len(scenes)} phantoms, {args.batching_epochs} epochs, {torch.get_num_threads()} "
+        "torch threads; scenes/batch 0 = random batches mixing all scenes; ms per pair and "
+        "epoch: wall (median epoch) and CPU (whole training)"
+    )
+    print(
+        f"{'variant':<8} {'data':<10} {'scenes/batch':>12} {'wall ms':>8} "
+        f"{'x 1 scene':>9} {'cpu ms':>7} {'x 1 scene':>9} {'val acc (labeler)':>17} "
+        f"{'val acc (oracle)':>16}"
+    )
+    for r in rows:
+        print(
+            f"{r['variant']:<8} {r['data']:<10} {r['scenes_per_batch']:>12} "
+            f"{r['ms_per_pair_epoch']:>8.4f} {r['over_one_scene']:>9.2f} "
+            f"{r['cpu_ms_per_pair_epoch']:>7.4f} {r['cpu_over_one_scene']:>9.2f} "
+            f"{r['val_accuracy_labeler']:>17.3f} {r['val_accuracy_oracle']:>16.3f}"
+        )
+    return rows
+
+
 def main(args: Args) -> None:
     if args.quick:
         args = _quick(args)
@@ -381,7 +503,7 @@ def main(args: Args) -> None:
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()},
         "parts": {},
     }
-    runners = {"a": part_a, "b": part_b, "c": part_c, "d": part_d, "e": part_e}
+    runners = {"a": part_a, "b": part_b, "c": part_c, "d": part_d, "e": part_e, "f": part_f}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for part in tqdm(list(dict.fromkeys(args.parts)), desc="parts", disable=not args.progress):
         start = time.perf_counter()

@@ -171,6 +171,16 @@ class TrainConfig:
     Attributes:
         epochs: passes over the training split.
         batch_size: pairs per gradient step.
+        scenes_per_batch: the most scenes whose pairs share one minibatch (0: no limit, a
+            plain random permutation that mixes pairs of all scenes). The model runs its
+            JH branches once per scene in a batch, so a batch of pairs from k scenes costs
+            about k single-scene steps; with the limit each scene's pairs are shuffled, cut
+            into chunks of at most ``batch_size // scenes_per_batch`` pairs, the chunks are
+            shuffled and each batch joins ``scenes_per_batch`` of them (see
+            :func:`reward_models.train.scene_batches`). With the default, 1, 3,600 pairs
+            over 12 phantoms cost 1.3-1.4x one phantom's 3,600 per pair and epoch, against
+            4.9-5.7x with 0, at the same held-out accuracy (part f of
+            ``benchmarks/bench_reward_model.py``). One scene trains the same either way.
         lr: Adam learning rate (Adam's default).
         val_fraction: share of pairs held out for validation.
         seed: seeds the split, the bootstrap resamples, the shuffling and the weights.
@@ -190,6 +200,9 @@ class TrainConfig:
 
     epochs: int = field(default=75, metadata=_help("passes over the training pairs"))
     batch_size: int = field(default=128, metadata=_help("pairs per gradient step"))
+    scenes_per_batch: int = field(
+        default=1, metadata=_help("most scenes per minibatch (0: pairs of all scenes mixed)")
+    )
     lr: float = field(default=1e-3, metadata=_help("Adam learning rate"))
     val_fraction: float = field(default=0.1, metadata=_help("held-out share of pairs"))
     seed: int = field(default=0, metadata=_help("random seed"))
@@ -224,6 +237,11 @@ class TrainConfig:
         """Validate."""
         if self.epochs < 1 or self.batch_size < 1 or self.ensemble_size < 1:
             raise ValueError("epochs, batch_size and ensemble_size must be at least 1")
+        if not 0 <= self.scenes_per_batch <= self.batch_size:
+            raise ValueError(
+                f"scenes_per_batch must be in [0, batch_size={self.batch_size}], "
+                f"got {self.scenes_per_batch}"
+            )
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if not 0.0 <= self.val_fraction < 1.0:

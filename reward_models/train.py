@@ -5,6 +5,10 @@ soft targets (:func:`reward_models.loss.bradley_terry_loss`), Adam with its defa
 rate, batch size 128, 75 epochs, with a seeded held-out validation split. An ensemble of k
 members trains each member on a bootstrap resample of the training split.
 
+Minibatches hold the pairs of at most ``TrainConfig.scenes_per_batch`` scenes (default 1;
+:func:`scene_batches`): the model's JH branches run once per scene in a batch, so a random
+mix of pairs from many scenes would cost one JH pass per scene and step.
+
 Each epoch logs to TensorBoard (``log_dir``; one sub-folder ``member-<i>`` per member of an
 ensemble): ``losses/train``, ``losses/val``, ``charts/accuracy``, ``charts/val_accuracy``,
 ``charts/reward_mean``, ``charts/reward_min``, ``charts/reward_max``.
@@ -54,6 +58,7 @@ __all__ = [
     "load_checkpoint",
     "pair_metrics",
     "save_checkpoint",
+    "scene_batches",
     "train_reward_model",
 ]
 
@@ -164,6 +169,67 @@ class _Pairs:
         return r[: len(idx)], r[len(idx) :]
 
 
+def scene_batches(
+    scene_index: np.ndarray,
+    batch_size: int,
+    *,
+    scenes_per_batch: int,
+    rng: np.random.Generator,
+) -> list[np.ndarray]:
+    """One epoch's minibatches: arrays of pair indices that hold every pair exactly once.
+
+    ``scenes_per_batch=0``: a random permutation cut into batches of ``batch_size`` (pairs of
+    all scenes mixed). ``k >= 1``: each scene's pairs are shuffled and cut into near-equal
+    chunks of at most ``batch_size // k`` pairs, the chunks of all scenes are shuffled, and
+    each batch joins ``k`` consecutive chunks: at most ``k`` scenes and ``batch_size`` pairs
+    a batch. A scene's last batch may be smaller (its pairs do not fill whole batches), so
+    there can be up to about ``n_scenes / k`` more batches than pairs / ``batch_size``.
+
+    Args:
+        scene_index: each pair's scene, int ``(n,)``.
+        batch_size: most pairs a batch.
+        scenes_per_batch: most scenes a batch (0: no limit).
+        rng: the shuffling's generator.
+
+    Returns:
+        Index arrays (int64), in training order.
+
+    Raises:
+        ValueError: ``batch_size < 1`` or ``scenes_per_batch`` outside ``[0, batch_size]``.
+
+    Example:
+        >>> scenes = np.array([0, 0, 0, 1, 1, 1, 1, 2])
+        >>> batches = scene_batches(scenes, 4, scenes_per_batch=1, rng=np.random.default_rng(0))
+        >>> sorted(sorted(scenes[b].tolist()) for b in batches)
+        [[0, 0, 0], [1, 1, 1, 1], [2]]
+        >>> sorted(np.concatenate(batches).tolist()) == list(range(8))
+        True
+    """
+    if batch_size < 1 or not 0 <= scenes_per_batch <= batch_size:
+        raise ValueError(
+            f"need batch_size >= 1 and 0 <= scenes_per_batch <= batch_size, got "
+            f"batch_size={batch_size}, scenes_per_batch={scenes_per_batch}"
+        )
+    scene_index = np.asarray(scene_index)
+    n = len(scene_index)
+    if scenes_per_batch == 0:
+        order = rng.permutation(n)
+        return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    if n == 0:
+        return []
+    chunk = batch_size // scenes_per_batch
+    chunks: list[np.ndarray] = []
+    by_scene = np.argsort(scene_index, kind="stable")
+    counts = np.unique(scene_index, return_counts=True)[1]
+    for pairs in np.split(by_scene, np.cumsum(counts)[:-1]):
+        chunks += np.array_split(rng.permutation(pairs), -(-len(pairs) // chunk))
+    order = rng.permutation(len(chunks))
+    return [
+        np.concatenate([chunks[c] for c in order[i : i + scenes_per_batch]])
+        for i in range(0, len(chunks), scenes_per_batch)
+    ]
+
+
 @torch.no_grad()
 def pair_metrics(
     model: RewardModel, data: PreferenceTensors, *, batch_size: int = 1024
@@ -186,8 +252,9 @@ def _pair_metrics(pairs: _Pairs, batch_size: int = 1024) -> tuple[float, float]:
     was_training = model.training
     model.eval()
     loss_sum, correct, n_clear = 0.0, 0.0, 0
+    by_scene = torch.argsort(pairs.scene, stable=True)  # few scenes per batch: few JH passes
     for start in range(0, len(data), batch_size):
-        idx = torch.arange(start, min(start + batch_size, len(data)), device=pairs.device)
+        idx = by_scene[start : start + batch_size]
         out = bradley_terry_loss(*pairs.rewards(idx), pairs.mu[idx])
         loss_sum += out.loss.item() * len(idx)
         if out.n_unambiguous:
@@ -212,15 +279,20 @@ def _fit_member(
     if config.num_threads is not None:  # numba's parallel mask kernel may have changed it
         torch.set_num_threads(config.num_threads)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    batch_rng = np.random.default_rng(int(rng.integers(2**62)))
     history = []
     for epoch in range(config.epochs):
         start = time.perf_counter()
         model.train()
-        order = torch.randperm(len(train), generator=gen).to(config.device)
+        batches = scene_batches(
+            train.scene_index,
+            config.batch_size,
+            scenes_per_batch=config.scenes_per_batch,
+            rng=batch_rng,
+        )
         loss_sum, correct, n_clear, rewards = 0.0, 0.0, 0, []
-        for first in range(0, len(train), config.batch_size):
-            idx = order[first : first + config.batch_size]
+        for batch in batches:
+            idx = torch.as_tensor(batch, device=config.device)
             r_a, r_b = pairs.rewards(idx)
             out = bradley_terry_loss(r_a, r_b, pairs.mu[idx])
             optimizer.zero_grad(set_to_none=True)

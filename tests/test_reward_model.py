@@ -22,7 +22,7 @@ from reward_models.config import EvalConfig, RewardModelConfig, TrainConfig, mod
 from reward_models.data import PreferenceTensors
 from reward_models.loss import bradley_terry_loss
 from reward_models.model import RewardEnsemble, RewardModel, action_masks
-from reward_models.train import train_reward_model
+from reward_models.train import pair_metrics, scene_batches, train_reward_model
 from tests.conftest import TINY_BINS, TINY_WORKING_SIZE
 from tfgym.observation import ObservationMismatchError, ObservationSettings
 from tfgym.oracle import make_labeler
@@ -170,19 +170,30 @@ def test_predict_shape_dtype_and_determinism(variant, tiny_scene, rng) -> None:
 def test_scene_branch_once_equals_per_sample_forward(variant, rng) -> None:
     torch.manual_seed(1)
     model = RewardModel(model_config(variant, histogram_bins=BINS)).eval()
-    obs = rng.integers(0, 256, (3, 1, BINS, BINS), dtype=np.uint8)
+    obs = rng.integers(0, 256, (4, 1, BINS, BINS), dtype=np.uint8)
     actions = rng.uniform(-1, 1, (12, 8)).astype(np.float32)
-    index = np.repeat(np.arange(3), 4)
-    with torch.no_grad():
-        per_sample = model(torch.as_tensor(obs[index]), torch.as_tensor(actions))
-        shared = model(
-            torch.as_tensor(obs), torch.as_tensor(actions), scene_index=torch.as_tensor(index)
-        )
+    # scenes interleaved, of unequal counts, and scene 2 without actions
+    index = rng.permutation(np.repeat([0, 1, 3], [5, 3, 4]))
+
+    def grads(out: torch.Tensor) -> list[torch.Tensor]:
+        model.zero_grad()
+        out.square().sum().backward()
+        return [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    per_sample = model(torch.as_tensor(obs[index]), torch.as_tensor(actions))
+    shared = model(
+        torch.as_tensor(obs), torch.as_tensor(actions), scene_index=torch.as_tensor(index)
+    )
     torch.testing.assert_close(per_sample, shared, rtol=1e-5, atol=1e-5)
-    for s in range(3):
+    for g_one, g_shared in zip(grads(per_sample), grads(shared), strict=True):
+        torch.testing.assert_close(g_one, g_shared, rtol=1e-4, atol=1e-5)
+    for s in (0, 1, 3):
         rows = index == s
         np.testing.assert_allclose(
-            model.predict(obs[s], actions[rows]), per_sample[rows].numpy(), rtol=1e-5, atol=1e-5
+            model.predict(obs[s], actions[rows]),
+            per_sample[rows].detach().numpy(),
+            rtol=1e-5,
+            atol=1e-5,
         )
 
 
@@ -253,7 +264,10 @@ def test_training_changes_parameters_and_lowers_loss(variant, oracle_data, tmp_p
     data = oracle_data[0]
     cfg = TrainConfig(epochs=12, batch_size=64, model=model_config(variant, histogram_bins=BINS))
     torch.manual_seed(cfg.seed)
-    initial = [p.detach().clone() for p in RewardModel(cfg.model).parameters()]
+    initial = [
+        p.detach().clone()
+        for p in RewardModel(model_config(variant, histogram_bins=BINS)).parameters()
+    ]
     result = train_reward_model(data, cfg, log_dir=tmp_path / "tb", progress=False)
     assert isinstance(result.model, RewardModel)
     changed = [
@@ -296,6 +310,124 @@ def test_ensemble_training_uses_bootstrap_members(oracle_data, tmp_path) -> None
     assert {h.member for h in result.history} == {0, 1}
     assert np.all(result.model.predict_std(obs, test_actions) > 0)
     assert (tmp_path / "member-1").is_dir()
+
+
+# -- many scenes: scene-grouped minibatches --------------------------------------------------------
+@pytest.mark.parametrize("per_batch", [0, 1, 2, 3], ids=lambda k: f"scenes_per_batch={k}")
+def test_scene_batches_cover_every_pair_once_per_epoch(per_batch) -> None:
+    scene_index = np.random.default_rng(9).permutation(np.repeat(range(5), [1, 40, 7, 129, 23]))
+    rng = np.random.default_rng(0)
+    epochs = [scene_batches(scene_index, 16, scenes_per_batch=per_batch, rng=rng) for _ in range(2)]
+    for batches in epochs:
+        everything = np.concatenate(batches)
+        np.testing.assert_array_equal(np.sort(everything), np.arange(len(scene_index)))
+        assert all(0 < len(b) <= 16 for b in batches)
+        if per_batch:
+            assert max(len(np.unique(scene_index[b])) for b in batches) <= per_batch
+            # at most one part-filled chunk per scene beyond the full batches
+            assert len(batches) <= math.ceil(len(scene_index) / 16) + 5
+        else:  # unrestricted: plain random batches, which mix scenes
+            assert [len(b) for b in batches] == [16] * 12 + [8]
+            assert max(len(np.unique(scene_index[b])) for b in batches) >= 3
+    assert not np.array_equal(np.concatenate(epochs[0]), np.concatenate(epochs[1]))
+    again = scene_batches(scene_index, 16, scenes_per_batch=per_batch, rng=np.random.default_rng(0))
+    np.testing.assert_array_equal(np.concatenate(again), np.concatenate(epochs[0]))
+    assert scene_batches(np.zeros(0, np.int64), 16, scenes_per_batch=per_batch, rng=rng) == []
+
+
+def test_scenes_per_batch_is_validated() -> None:
+    for bad in (-1, 9):
+        with pytest.raises(
+            ValueError, match=f"scenes_per_batch must be in \\[0, batch_size=8\\], got {bad}"
+        ):
+            TrainConfig(batch_size=8, scenes_per_batch=bad)
+        with pytest.raises(ValueError, match="0 <= scenes_per_batch <= batch_size"):
+            scene_batches(
+                np.zeros(3, np.int64), 8, scenes_per_batch=bad, rng=np.random.default_rng()
+            )
+
+
+@pytest.fixture(scope="module")
+def multi_scene_data() -> PreferenceTensors:
+    """700 perfectly labeled pairs on 6 synthetic scenes whose best polygon differs.
+
+    Each scene's JH is a bright blob at its own place on a dim background; an action's true
+    reward is how much blob its polygon covers minus how much background it covers, so the
+    same polygon is good on one scene and bad on another.
+    """
+    rng = np.random.default_rng(0)
+    n_scenes, n_actions, n_pairs = 6, 60, 700
+    grid = (np.arange(BINS) + 0.5) / BINS * 2 - 1
+    rows, cols = np.meshgrid(grid, grid, indexing="ij")
+    centres = rng.uniform(-0.6, 0.6, (n_scenes, 2))
+    blobs = np.exp(-((cols - centres[:, :1, None]) ** 2 + (rows - centres[:, 1:, None]) ** 2) / 0.1)
+    obs = (40 + 215 * blobs).astype(np.uint8)[:, None]
+    centre_actions = rng.uniform(-0.7, 0.7, (n_actions, 1, 2))
+    corners = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * rng.uniform(
+        0.1, 0.4, (n_actions, 1, 1)
+    )
+    actions = (centre_actions + corners).reshape(n_actions, 8).clip(-1, 1).astype(np.float32)
+    masks = action_masks(actions, BINS)
+    truth = np.einsum("aij,sij->sa", masks, blobs - 0.3)
+    scene = rng.integers(0, n_scenes, n_pairs)
+    i, j = rng.integers(0, n_actions, (2, n_pairs))
+    mu = (truth[scene, i] > truth[scene, j]).astype(np.float32)
+    mu[truth[scene, i] == truth[scene, j]] = 0.5
+    names = tuple(f"blob-{k}" for k in range(n_scenes))
+    return PreferenceTensors(names, obs, scene, actions[i], actions[j], mu)
+
+
+@pytest.mark.parametrize("per_batch", [1, 0], ids=["grouped", "mixed"])
+def test_multi_scene_training_learns_and_is_seeded(per_batch, multi_scene_data) -> None:
+    data = multi_scene_data
+    cfg = TrainConfig(
+        epochs=25,
+        batch_size=64,
+        scenes_per_batch=per_batch,
+        val_fraction=0.2,
+        model=model_config("tiny-mask", histogram_bins=BINS),
+    )
+    result = train_reward_model(data, cfg, progress=False)
+    assert isinstance(result.model, RewardModel)
+    val = result.validation
+    assert len(set(val.scene_index.tolist())) == 6
+    accuracy = pair_metrics(result.model, val)[1]
+    assert accuracy == result.history[-1].val_accuracy > 0.85  # chance 0.5; 140 held out
+    # it reads the scene: the same pairs judged on another scene's JH are mostly wrong
+    elsewhere = replace(val, scene_index=(val.scene_index + 3) % 6)
+    assert pair_metrics(result.model, elsewhere)[1] < accuracy - 0.15
+    again = train_reward_model(data, cfg, progress=False)
+    assert [h.loss for h in again.history] == [h.loss for h in result.history]
+    obs, actions = data.observations[2], data.action_a[:20]
+    np.testing.assert_array_equal(
+        result.model.predict(obs, actions), again.model.predict(obs, actions)
+    )
+    other = train_reward_model(
+        data, replace(cfg, epochs=1, scenes_per_batch=1 - per_batch), progress=False
+    )
+    assert other.history[0].loss != result.history[0].loss  # the batching is in effect
+
+
+def test_multi_scene_ensemble_trains_saves_and_loads(multi_scene_data, tmp_path) -> None:
+    data = multi_scene_data
+    cfg = TrainConfig(
+        epochs=2, ensemble_size=3, model=model_config("tiny-mask", histogram_bins=BINS)
+    )
+    result = train_reward_model(data, cfg, progress=False)
+    assert isinstance(result.model, RewardEnsemble) and len(result.model) == 3
+    assert [h.member for h in result.history] == [0, 0, 1, 1, 2, 2]
+    path = result.save(tmp_path / "ensemble.pt")
+    info = read_checkpoint_info(path)
+    assert info.train_config is not None and info.n_members == 3
+    assert info.train_config["ensemble_size"] == 3
+    assert info.train_config["scenes_per_batch"] == 1
+    loaded = load_checkpoint(path, expect={"histogram_bins": BINS})
+    assert isinstance(loaded, RewardEnsemble) and len(loaded) == 3
+    obs, actions = data.observations[1], data.action_b[:30]
+    np.testing.assert_array_equal(
+        loaded.predict_all(obs, actions), result.model.predict_all(obs, actions)
+    )
+    assert np.all(loaded.predict_std(obs, actions) > 0)  # bootstrap members differ
 
 
 # -- preference records ---------------------------------------------------------------------------
@@ -383,6 +515,7 @@ def test_checkpoint_round_trip(variant, tmp_path, tiny_scene, rng) -> None:
     )
     info = read_checkpoint_info(path)
     assert info.model_config == model.config and info.n_members == 1
+    assert info.train_config is not None
     assert info.train_config["model"] == model.config.to_dict()
     assert info.validation_ids is None  # not given
     assert info.observation == {"working_size": None, "histogram_bins": BINS, "n_vertices": 4}
@@ -469,6 +602,7 @@ def test_training_follows_the_labeled_observation(records_at_32, tmp_path) -> No
     np.testing.assert_array_equal(result.train.observations[0], expected)
     info = read_checkpoint_info(result.save(tmp_path / "rm.pt"))
     assert info.observation == {"working_size": 32, "histogram_bins": BINS, "n_vertices": 4}
+    assert info.train_config is not None
     assert info.working_size == 32 and info.train_config["working_size"] == 32
     assert info.format_version == CHECKPOINT_VERSION == 2
 
