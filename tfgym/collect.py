@@ -149,6 +149,7 @@ def collect_preferences(
     rng: np.random.Generator,
     store: PreferenceStore | None = None,
     progress: bool = False,
+    pairs: np.ndarray | None = None,
 ) -> list[Preference]:
     """Answer ``n_pairs`` comparisons among ``actions`` with the simulated labeler.
 
@@ -176,19 +177,29 @@ def collect_preferences(
         rng: the only source of randomness (pairs and answers).
         store: when given, the records are added in one transaction.
         progress: show a progress bar while scoring.
+        pairs: the pairs to answer, int ``(k, 2)`` indices into ``actions`` (e.g. chosen by
+            a reward ensemble's disagreement); None: ``n_pairs`` drawn by :func:`sample_pairs`.
 
     Returns:
         The records in pair order (with their store ids when a store is given).
 
     Raises:
-        ValueError: unknown preset, or more pairs than distinct pairs of the actions.
+        ValueError: unknown preset, more pairs than distinct pairs of the actions, or given
+            pairs that are malformed or out of range.
     """
     lab = make_labeler(labeler)
     who = labeler_id(lab)
     acts = actions.actions if isinstance(actions, ActionSet) else np.asarray(actions, np.float32)
     if acts.ndim != 2:
         raise ValueError(f"actions must be (n_actions, dim), got shape {acts.shape}")
-    pairs = sample_pairs(len(acts), n_pairs, rng)
+    if pairs is None:
+        pairs = sample_pairs(len(acts), n_pairs, rng)
+    else:
+        pairs = np.asarray(pairs, dtype=np.int64)
+        if pairs.ndim != 2 or pairs.shape[1] != 2 or len(pairs) == 0:
+            raise ValueError(f"pairs must be (k, 2) action indices, got shape {pairs.shape}")
+        if pairs.min() < 0 or pairs.max() >= len(acts) or (pairs[:, 0] == pairs[:, 1]).any():
+            raise ValueError(f"pairs must index two different actions of {len(acts)}")
     scores = scorer.oracle_scores(acts, chunk=64, progress=progress)
     s = scorer.settings
     ranges = scorer.scene.ranges

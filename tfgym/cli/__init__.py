@@ -9,6 +9,9 @@ Subcommands, one module per group::
     tfgym collect --scene phantom-00 --pairs 4000 --db prefs.sqlite   # collect.py
     tfgym train-rm --db prefs.sqlite --out rm.pt --variant mask        # rm.py
     tfgym eval-rm --model rm.pt --db prefs.sqlite --scene phantom-00   # rm.py
+    tfgym train-agent --backend oracle --steps 200000 --out runs/ppo  # agents.py
+    tfgym rlhf --short --out runs/rlhf                                 # agents.py
+    tfgym evaluate runs/rlhf                                           # agents.py
 
 Each command is a thin function over a library call; its options are generated from the
 fields of that call's config dataclass (:mod:`tfgym.cli.options`), so every default is
@@ -27,7 +30,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from tfgym.cli import collect, demo, rm, scenes
+from tfgym.cli import agents, collect, demo, rm, scenes
 from tfgym.cli.common import EXIT_USAGE, CliError, Command
 from tfgym.cli.options import cli_words
 
@@ -41,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Learn 2D transfer functions for CT volume rendering (Gymnasium env).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (scenes, demo, collect, rm):
+    for module in (scenes, demo, collect, rm, agents):
         module.register(sub)
     return parser
 

@@ -1,0 +1,230 @@
+"""Settings of the agents: PPO (:class:`PPOConfig`) and the RLHF pipeline (:class:`RLHFConfig`).
+
+Light on purpose (no torch, no Stable-Baselines3): the command line builds its options from
+these dataclasses' fields (:mod:`tfgym.cli.options`) without loading either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from tfgym.scoring import ScoringSettings
+
+__all__ = ["EXTRACTOR_NAMES", "PPOConfig", "RLHFConfig", "scene_list"]
+
+EXTRACTOR_NAMES = ("histogram", "nature")
+"""Feature extractors of the PPO policy (:data:`agents.policy.EXTRACTORS`)."""
+
+
+def scene_list(scenes: str) -> list[str] | str:
+    """A comma-separated list of scenes as a list; one name or set name as it is.
+
+    Example:
+        >>> scene_list("phantom-00,phantom-01"), scene_list("train")
+        (['phantom-00', 'phantom-01'], 'train')
+    """
+    parts = [s.strip() for s in scenes.split(",") if s.strip()]
+    return parts if len(parts) > 1 else scenes.strip()
+
+
+def _help(text: str, **extra: Any) -> dict[str, Any]:
+    return {"help": text, **extra}
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """PPO on TransferFunction-v0 (defaults: what learned best here, see the README).
+
+    Attributes:
+        scenes: training scenes (a set name, ``"procedural"``, names).
+        backend: ``"oracle"``, ``"reward_model"`` or ``"human"``.
+        reward_model_path: the checkpoint of the ``reward_model`` backend.
+        total_timesteps: env steps to train for.
+        n_envs: parallel envs.
+        vec_env: ``"dummy"`` (one process) or ``"subproc"``.
+        n_steps: steps per env per rollout (rollout = ``n_envs * n_steps`` actions).
+        batch_size: minibatch size of the PPO update.
+        n_epochs: passes over a rollout per update.
+        learning_rate: Adam learning rate.
+        ent_coef: entropy bonus.
+        clip_range: PPO's clip range.
+        log_std_init: initial log standard deviation of the Gaussian policy.
+        extractor: ``"histogram"`` (:class:`agents.policy.HistogramExtractor`) or ``"nature"``.
+        features_dim: feature size of the extractor.
+        net_arch: hidden layers of the policy and value heads.
+        image_size: rendering size of the env (the oracle's image).
+        seed: seeds the envs, the policy and PPO.
+        eval_scenes: scenes of the held-out curve (``eval_every`` rollouts).
+        eval_every: rollouts between held-out evaluations (0: none).
+        image_scenes: scenes whose renderings go to TensorBoard.
+        image_every: rollouts between images (0: none).
+        display_size: working size of the logged renderings (256: display quality).
+        checkpoint_every: env steps between checkpoints (0: none).
+        kl_beta: KL penalty coefficient toward the reference policy (with one).
+        kl_target: target KL of the adaptive coefficient (None: fixed ``kl_beta``).
+        reward_shift: subtracted from the backend's reward before PPO sees it.
+        reward_scale: the shifted reward is divided by it (standardises an RM's reward; the
+            per-action trace records the standardised reward).
+        device: torch device.
+    """
+
+    scenes: str = field(
+        default="train", metadata=_help("training scenes (a set, a name, or names,comma,separated)")
+    )
+    backend: str = field(
+        default="oracle",
+        metadata=_help("reward backend", choices=("oracle", "reward_model", "human")),
+    )
+    reward_model_path: str | None = field(
+        default=None, metadata=_help("reward-model checkpoint", flag="--reward-model")
+    )
+    total_timesteps: int = field(default=200_000, metadata=_help("env steps", flag="--steps"))
+    n_envs: int = field(default=8, metadata=_help("parallel envs"))
+    vec_env: str = field(
+        default="dummy", metadata=_help("vector env", choices=("dummy", "subproc"))
+    )
+    n_steps: int = field(default=64, metadata=_help("steps per env per rollout"))
+    batch_size: int = field(default=256, metadata=_help("PPO minibatch size"))
+    n_epochs: int = field(default=4, metadata=_help("PPO epochs per rollout"))
+    learning_rate: float = field(default=3e-4, metadata=_help("Adam learning rate", flag="--lr"))
+    ent_coef: float = field(default=0.0, metadata=_help("entropy bonus"))
+    clip_range: float = field(default=0.2, metadata=_help("PPO clip range"))
+    log_std_init: float = field(default=-1.0, metadata=_help("initial log std of the policy"))
+    extractor: str = field(
+        default="histogram", metadata=_help("feature extractor", choices=EXTRACTOR_NAMES)
+    )
+    features_dim: int = field(default=128, metadata=_help("extractor features"))
+    net_arch: tuple[int, ...] = field(default=(64,), metadata=_help("hidden layers", cli=False))
+    image_size: int = field(default=128, metadata=_help("env rendering size"))
+    seed: int = field(default=0, metadata=_help("random seed"))
+    eval_scenes: str | None = field(
+        default="heldout", metadata=_help("scenes of the held-out curve")
+    )
+    eval_every: int = field(default=10, metadata=_help("rollouts between held-out evaluations"))
+    image_scenes: tuple[str, ...] = field(
+        default=("phantom-32", "headsq"), metadata=_help("scenes of logged images", cli=False)
+    )
+    image_every: int = field(default=25, metadata=_help("rollouts between logged images"))
+    display_size: int = field(default=256, metadata=_help("working size of logged renderings"))
+    checkpoint_every: int = field(default=50_000, metadata=_help("env steps between checkpoints"))
+    kl_beta: float = field(default=0.02, metadata=_help("KL penalty toward the reference policy"))
+    kl_target: float | None = field(default=None, metadata=_help("adaptive KL target"))
+    reward_shift: float = field(default=0.0, metadata=_help("reward shift", cli=False))
+    reward_scale: float = field(default=1.0, metadata=_help("reward scale", cli=False))
+    device: str = field(default="cpu", metadata=_help("torch device"))
+
+    def __post_init__(self) -> None:
+        """Validate the settings."""
+        for name in ("total_timesteps", "n_envs", "n_steps", "batch_size", "n_epochs"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.vec_env not in ("dummy", "subproc"):
+            raise ValueError(f"vec_env must be 'dummy' or 'subproc', got {self.vec_env!r}")
+        if self.extractor not in EXTRACTOR_NAMES:
+            raise ValueError(
+                f"unknown extractor {self.extractor!r}; valid: {list(EXTRACTOR_NAMES)}"
+            )
+        if not (np.isfinite(self.reward_scale) and self.reward_scale > 0):
+            raise ValueError(f"reward_scale must be a finite number > 0, got {self.reward_scale}")
+        if self.backend == "reward_model" and not self.reward_model_path:
+            raise ValueError("backend='reward_model' needs reward_model_path")
+        object.__setattr__(self, "net_arch", tuple(int(n) for n in self.net_arch))
+        object.__setattr__(self, "image_scenes", tuple(self.image_scenes))
+
+    @property
+    def settings(self) -> ScoringSettings:
+        """The env's scoring settings."""
+        return ScoringSettings(image_size=self.image_size)
+
+    def env_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of each :class:`tfgym.env.TransferFunctionEnv`."""
+        kwargs: dict[str, Any] = {
+            "scenes": scene_list(self.scenes),
+            "reward_backend": self.backend,
+            "image_size": self.image_size,
+        }
+        if self.backend == "reward_model":
+            kwargs["reward_model_path"] = self.reward_model_path
+        return kwargs
+
+
+@dataclass(frozen=True)
+class RLHFConfig:
+    """The pipeline's settings (defaults: the full run; :meth:`short` is the README's).
+
+    Attributes:
+        labeler: ``"oracle"`` (the simulated labeler) or ``"human"`` (the labeling queue).
+        labeler_preset: the simulated labeler's preset (:data:`tfgym.oracle.LABELER_PRESETS`).
+        train_scenes: scenes of every training phase.
+        eval_scenes: held-out scenes of the evaluation (headsq is added).
+        expert_budget: oracle evaluations of each train scene's expert search.
+        experts_per_scene: expert actions kept per scene.
+        constant_budget: candidate polygons of the best-constant search.
+        sft_epochs: behaviour-cloning epochs.
+        samples_per_scene: actions sampled per train scene for labeling.
+        pairs: preference pairs in all (over the train scenes, per round).
+        rm_variant: reward-model preset; rm_epochs; rm_ensemble: members.
+        ppo_steps: PPO env steps per round; n_envs; ppo_lr; kl_beta; kl_target.
+        rounds: labeling rounds (1: one RM, one PPO; more: the PPO policy's samples).
+        best_budget: per-scene search budget of the evaluation's "best".
+        image_size: env rendering size.
+        display_size: working size of the renderings in figures and TensorBoard (256:
+            display quality).
+        seed: seeds every phase.
+    """
+
+    labeler: str = field(default="oracle", metadata=_help("labeler", choices=("oracle", "human")))
+    labeler_preset: str = field(default="noisy", metadata=_help("simulated labeler preset"))
+    train_scenes: str = field(default="train", metadata=_help("training scenes"))
+    eval_scenes: str = field(default="heldout", metadata=_help("held-out evaluation scenes"))
+    expert_budget: int = field(default=600, metadata=_help("oracle evals per expert search"))
+    experts_per_scene: int = field(default=8, metadata=_help("expert actions per scene"))
+    constant_budget: int = field(default=600, metadata=_help("best-constant candidates"))
+    sft_epochs: int = field(default=300, metadata=_help("behaviour-cloning epochs"))
+    samples_per_scene: int = field(default=40, metadata=_help("actions per scene to label"))
+    pairs: int = field(default=4000, metadata=_help("preference pairs per round"))
+    rm_variant: str = field(default="mask", metadata=_help("reward-model preset"))
+    rm_epochs: int = field(default=40, metadata=_help("reward-model epochs"))
+    rm_ensemble: int = field(default=3, metadata=_help("reward-model ensemble members"))
+    ppo_steps: int = field(default=100_000, metadata=_help("PPO env steps per round"))
+    n_envs: int = field(default=8, metadata=_help("parallel envs"))
+    ppo_lr: float = field(default=3e-4, metadata=_help("PPO learning rate"))
+    kl_beta: float = field(default=0.02, metadata=_help("KL penalty toward the SFT policy"))
+    kl_target: float | None = field(default=None, metadata=_help("adaptive KL target"))
+    rounds: int = field(default=1, metadata=_help("labeling rounds"))
+    best_budget: int = field(default=3000, metadata=_help("per-scene best search budget"))
+    image_size: int = field(default=128, metadata=_help("env rendering size"))
+    display_size: int = field(default=256, metadata=_help("working size of the figures"))
+    seed: int = field(default=0, metadata=_help("random seed"))
+
+    def __post_init__(self) -> None:
+        """Validate the settings."""
+        if self.labeler not in ("oracle", "human"):
+            raise ValueError(f"labeler must be 'oracle' or 'human', got {self.labeler!r}")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, int) and not isinstance(value, bool) and f.name != "seed":
+                if value < 1:
+                    raise ValueError(f"{f.name} must be at least 1, got {value}")
+
+    @classmethod
+    def short(cls, **overrides: Any) -> RLHFConfig:
+        """The README's few-minute version of the pipeline (tiny budgets everywhere)."""
+        small: dict[str, Any] = {
+            "expert_budget": 160,
+            "experts_per_scene": 4,
+            "constant_budget": 96,
+            "sft_epochs": 150,
+            "samples_per_scene": 24,
+            "pairs": 1200,
+            "rm_epochs": 15,
+            "rm_ensemble": 2,
+            "ppo_steps": 6000,
+            "best_budget": 400,
+            "image_size": 64,
+        }
+        small.update(overrides)
+        return cls(**small)
