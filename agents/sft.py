@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.policies import ActorCriticPolicy
 
+from tfgym.polygon import canonical_vertex_order
 from tfgym.scoring import SceneScorer, ScoringSettings
 from tfgym.search import SEARCHES
 
@@ -50,7 +51,9 @@ class ExpertData:
     Attributes:
         scenes: the scene of each pair.
         observations: uint8 ``(n, 1, bins, bins)``.
-        actions: float32 ``(n, 2 * n_vertices)`` in [-1, 1].
+        actions: float32 ``(n, 2 * n_vertices)`` in [-1, 1], vertices in the canonical order
+            of :func:`tfgym.polygon.canonical_vertex_order` (one listing per polygon, so that
+            a regression sees one target per shape).
         scores: float64 ``(n,)``, each action's oracle score on its scene.
         best: each scene's best score (the first pair of a scene is its best action).
     """
@@ -156,7 +159,7 @@ def expert_dataset(
     return ExpertData(
         scenes=tuple(names),
         observations=np.stack(obs),
-        actions=np.stack(acts).astype(np.float32),
+        actions=canonical_vertex_order(np.stack(acts)),
         scores=np.asarray(scores, dtype=np.float64),
         best=best,
     )

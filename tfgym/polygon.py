@@ -11,7 +11,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["SUBROWS", "polygon_coverage", "polygon_coverage_batch"]
+__all__ = ["SUBROWS", "canonical_vertex_order", "polygon_coverage", "polygon_coverage_batch"]
 
 SUBROWS = 4
 
@@ -112,3 +112,41 @@ def polygon_coverage(
                [0.5, 0.5, 0. ]], dtype=float32)
     """
     return polygon_coverage_batch(np.asarray(vertices)[None], shape, subrows=subrows)[0]
+
+
+def canonical_vertex_order(actions: np.ndarray) -> np.ndarray:
+    """The same polygons with their vertices listed in one canonical order.
+
+    A closed polygon is the same shape whichever vertex its list starts at and in whichever
+    direction it runs: each polygon has ``2 * n`` listings (rotations and the reversal), all
+    giving the same coverage. Learners that regress actions (behaviour cloning) see them as
+    different targets, so this picks one listing per polygon: counter-clockwise by the
+    shoelace signed area (in action coordinates, x right, y up; a zero-area polygon keeps
+    its direction), starting at the vertex with the smallest x (then the smallest y). Only
+    the order changes, never a vertex, so the polygon -- also a self-intersecting one -- and
+    its coverage are exactly the same.
+
+    Args:
+        actions: ``(batch, 2 * n_vertices)`` or one action ``(2 * n_vertices,)``.
+
+    Returns:
+        float32 actions of the input's shape.
+
+    Example:
+        >>> square_cw = np.array([0.5, 0.5, 0.5, -0.5, -0.5, -0.5, -0.5, 0.5])
+        >>> canonical_vertex_order(square_cw)
+        array([-0.5, -0.5,  0.5, -0.5,  0.5,  0.5, -0.5,  0.5], dtype=float32)
+    """
+    a = np.asarray(actions, dtype=np.float32)
+    flat = a.reshape(-1, a.shape[-1])
+    if flat.shape[1] % 2 or flat.shape[1] < 6:
+        raise ValueError(f"actions must have 2 * n_vertices >= 6 numbers, got {flat.shape[1]}")
+    v = flat.reshape(len(flat), -1, 2)
+    x, y = v[..., 0].astype(np.float64), v[..., 1].astype(np.float64)
+    area = (x * np.roll(y, -1, axis=1) - np.roll(x, -1, axis=1) * y).sum(axis=1)
+    v = np.where((area < 0)[:, None, None], v[:, ::-1], v)
+    start = np.lexsort((v[..., 1], v[..., 0]), axis=-1)[:, 0]
+    n = v.shape[1]
+    order = (start[:, None] + np.arange(n)[None]) % n
+    out = np.take_along_axis(v, order[..., None], axis=1)
+    return out.reshape(a.shape).astype(np.float32)
