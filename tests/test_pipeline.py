@@ -158,3 +158,24 @@ def test_evaluate_command_prints_the_table(run_folder, capsys):
     assert "run folder" in out
     assert main(["evaluate", str(folder / "nope")]) == 2
     assert "not an RLHF run folder" in capsys.readouterr().err
+
+
+def test_short_option_keeps_explicit_values():
+    from tfgym.cli import build_parser
+    from tfgym.cli.agents import _rlhf_config
+
+    args = build_parser().parse_args(["rlhf", "--short", "--seed", "3", "--pairs", "500"])
+    config = _rlhf_config(args)
+    assert config == RLHFConfig.short(seed=3, pairs=500)
+    args = build_parser().parse_args(["rlhf", "--seed", "3"])
+    assert _rlhf_config(args) == RLHFConfig(seed=3)
+
+
+def test_train_agent_with_the_human_backend_is_a_clear_error(tmp_path, capsys):
+    status = main(
+        ["train-agent", "--backend", "human", "--out", str(tmp_path / "h"), "--no-progress"]
+    )
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "tfgym train-agent: error:" in err
+    assert "human" in err
