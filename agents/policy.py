@@ -26,7 +26,11 @@ import torch
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureCNN
 from torch import nn
 
-__all__ = ["EXTRACTORS", "HistogramExtractor", "policy_kwargs"]
+__all__ = ["EXTRACTORS", "HISTOGRAM_CHANNELS", "HistogramExtractor", "policy_kwargs"]
+
+
+HISTOGRAM_CHANNELS = (8, 16, 32)
+"""Output channels of the :class:`HistogramExtractor`'s three convolutions."""
 
 
 class HistogramExtractor(BaseFeaturesExtractor):
@@ -48,7 +52,7 @@ class HistogramExtractor(BaseFeaturesExtractor):
         self,
         observation_space: gym.spaces.Box,
         features_dim: int = 128,
-        channels: tuple[int, int, int] = (8, 16, 32),
+        channels: tuple[int, int, int] = HISTOGRAM_CHANNELS,
     ) -> None:
         super().__init__(observation_space, features_dim)
         shape = observation_space.shape
@@ -106,9 +110,12 @@ def policy_kwargs(
     """
     if extractor not in EXTRACTORS:
         raise ValueError(f"unknown extractor {extractor!r}; valid: {sorted(EXTRACTORS)}")
+    kwargs: dict[str, Any] = {"features_dim": int(features_dim)}
+    if extractor == "histogram":  # saved with the model, so a default change cannot break it
+        kwargs["channels"] = HISTOGRAM_CHANNELS
     return {
         "features_extractor_class": EXTRACTORS[extractor],
-        "features_extractor_kwargs": {"features_dim": int(features_dim)},
+        "features_extractor_kwargs": kwargs,
         "net_arch": {"pi": list(net_arch), "vf": list(net_arch)},
         "log_std_init": float(log_std_init),
         "share_features_extractor": True,
