@@ -54,6 +54,8 @@ class PPOConfig:
         log_std_init: initial log standard deviation of the Gaussian policy.
         extractor: ``"histogram"`` (:class:`agents.policy.HistogramExtractor`) or ``"nature"``.
         features_dim: feature size of the extractor.
+        share_features: the policy and the value function share one feature extractor
+            (False: each has its own, so value learning cannot move the policy's features).
         net_arch: hidden layers of the policy and value heads.
         image_size: rendering size of the env (the oracle's image).
         seed: seeds the envs, the policy and PPO.
@@ -97,6 +99,9 @@ class PPOConfig:
         default="histogram", metadata=_help("feature extractor", choices=EXTRACTOR_NAMES)
     )
     features_dim: int = field(default=128, metadata=_help("extractor features"))
+    share_features: bool = field(
+        default=False, metadata=_help("one feature extractor for the policy and the value")
+    )
     net_arch: tuple[int, ...] = field(default=(64,), metadata=_help("hidden layers", cli=False))
     image_size: int = field(default=128, metadata=_help("env rendering size"))
     seed: int = field(default=0, metadata=_help("random seed"))

@@ -98,6 +98,7 @@ def policy_kwargs(
     features_dim: int = 128,
     net_arch: tuple[int, ...] = (64,),
     log_std_init: float = -1.0,
+    share_features: bool = False,
 ) -> dict[str, Any]:
     """``policy_kwargs`` of SB3's ``CnnPolicy`` (PPO) for a named extractor.
 
@@ -118,5 +119,5 @@ def policy_kwargs(
         "features_extractor_kwargs": kwargs,
         "net_arch": {"pi": list(net_arch), "vf": list(net_arch)},
         "log_std_init": float(log_std_init),
-        "share_features_extractor": True,
+        "share_features_extractor": bool(share_features),
     }

@@ -89,6 +89,7 @@ def make_ppo(config: PPOConfig, env: VecEnv, *, tensorboard_log: str | None = No
             features_dim=config.features_dim,
             net_arch=config.net_arch,
             log_std_init=config.log_std_init,
+            share_features=config.share_features,
         ),
         tensorboard_log=tensorboard_log,
         seed=config.seed,
