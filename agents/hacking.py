@@ -72,10 +72,12 @@ class HackingReport:
                 "reward held its level."
             )
         else:
+            before = int(np.argmax(np.where(self.steps < self.parted_at, self.oracle, -np.inf)))
             lines.append(
-                f"**They part at env step {self.parted_at:.0f}**: the oracle fell more than "
-                f"{self.threshold:.3f} below its best window (step {self.steps[best]:.0f}, "
-                f"{self.oracle[best]:.3f}) while the RM reward stayed at or above its level there."
+                f"**They part at env step {self.parted_at:.0f}**: from there, for two windows, "
+                f"the oracle lay more than {self.threshold:.3f} below its best window so far "
+                f"(step {self.steps[before]:.0f}, {self.oracle[before]:.3f}) while the RM reward "
+                "stayed at or above its level there."
             )
         lines += [
             "",
