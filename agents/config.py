@@ -197,8 +197,10 @@ class RLHFConfig:
     ppo_steps: int = field(default=100_000, metadata=_help("PPO env steps per round"))
     n_envs: int = field(default=8, metadata=_help("parallel envs"))
     ppo_lr: float = field(default=3e-4, metadata=_help("PPO learning rate"))
-    kl_beta: float = field(default=0.02, metadata=_help("KL penalty toward the SFT policy"))
-    kl_target: float | None = field(default=None, metadata=_help("adaptive KL target"))
+    kl_beta: float = field(default=0.1, metadata=_help("initial KL penalty toward the SFT policy"))
+    kl_target: float | None = field(
+        default=3.0, metadata=_help("target KL per action of the adaptive penalty (nats)")
+    )
     rounds: int = field(default=1, metadata=_help("labeling rounds"))
     best_budget: int = field(default=3000, metadata=_help("per-scene best search budget"))
     image_size: int = field(default=128, metadata=_help("env rendering size"))
@@ -222,7 +224,7 @@ class RLHFConfig:
             "expert_budget": 160,
             "experts_per_scene": 4,
             "constant_budget": 96,
-            "sft_epochs": 150,
+            "sft_epochs": 200,
             "samples_per_scene": 24,
             "pairs": 1200,
             "rm_epochs": 15,

@@ -180,7 +180,7 @@ def behaviour_clone(
     *,
     epochs: int = 300,
     batch_size: int = 64,
-    lr: float = 1e-3,
+    lr: float = 3e-4,
     val_fraction: float = 0.0,
     seed: int = 0,
     progress: bool = True,
@@ -194,7 +194,9 @@ def behaviour_clone(
         actions: ``(n, action_dim)`` expert actions in [-1, 1].
         epochs: passes over the data.
         batch_size: pairs per gradient step.
-        lr: Adam learning rate.
+        lr: Adam learning rate. At 1e-3 one of three seeds collapsed within ten epochs to a
+            constant action (train loss flat at 6.2 against 2.0 for the others: every feature of
+            the last ReLU layer dead); at 3e-4 none of four did.
         val_fraction: share of pairs held out for a validation curve (0: none).
         seed: seeds the split and the shuffling.
         progress: a tqdm bar over the epochs.

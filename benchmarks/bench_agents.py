@@ -200,7 +200,13 @@ def part_pipeline(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, An
         config = (
             RLHFConfig.short(seed=seed)
             if args.quick
-            else RLHFConfig(seed=seed, pairs=args.pairs, ppo_steps=args.pipeline_steps)
+            else RLHFConfig(
+                seed=seed,
+                pairs=args.pairs,
+                ppo_steps=args.pipeline_steps,
+                kl_beta=args.kl_beta,
+                kl_target=args.kl_target,
+            )
         )
         folder = args.runs / f"rlhf-seed{seed}"
         start = time.perf_counter()
@@ -318,6 +324,8 @@ def main() -> None:
     p.add_argument("--ppo-steps", type=int, default=200_000)
     p.add_argument("--pipeline-steps", type=int, default=100_000)
     p.add_argument("--pairs", type=int, default=4000)
+    p.add_argument("--kl-beta", type=float, default=RLHFConfig.kl_beta)
+    p.add_argument("--kl-target", type=float, default=RLHFConfig.kl_target)
     p.add_argument("--best-budget", type=int, default=3000)
     p.add_argument("--constant-budget", type=int, default=600)
     p.add_argument("--expert-budget", type=int, default=600)
