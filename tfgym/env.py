@@ -125,6 +125,8 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
     * v0: initial version. tfgym 0.3.0 changed the phantoms (a realistic CBCT distribution;
       ``train`` is phantom-00..31) and the oracle score (a structure term); the id stays
       ``-v0`` while tfgym is pre-1.0, so results of 0.2.0 and 0.3.0 are not comparable.
+      tfgym 0.4.0 registers a vector entry point: ``gym.make_vec`` resets in the same step
+      (:mod:`tfgym.vector`); the env itself is unchanged.
 
     Example:
         >>> import gymnasium as gym
