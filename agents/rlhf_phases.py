@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.config import RLHFConfig, scene_list
+from agents.config import PPOConfig, RLHFConfig, scene_list
 from agents.run import RunState, phase_rng
 from tfgym.scene import resolve_scenes
 from tfgym.scoring import SceneScorer, ScoringSettings
@@ -56,9 +56,7 @@ def _search_method() -> str:
     return "cmaes" if "cmaes" in SEARCHES else "cem"
 
 
-def _ppo_config(config: RLHFConfig, **overrides: Any) -> Any:
-    from agents.ppo import PPOConfig
-
+def _ppo_config(config: RLHFConfig, **overrides: Any) -> PPOConfig:
     n_steps = min(64, max(8, config.ppo_steps // config.n_envs))
     values: dict[str, Any] = {
         "scenes": config.train_scenes,

@@ -34,10 +34,9 @@ class RunState:
         """
         path = Path(folder)
         path.mkdir(parents=True, exist_ok=True)
-        state_file = path / "state.json"
-        if state_file.exists():
-            state = json.loads(state_file.read_text())
-            stored = RLHFConfig(**_config_from_json(state["config"]))
+        if (path / "state.json").exists():
+            run = cls.read(path)
+            stored = run.config
             if stored != config:
                 diff = sorted(
                     f.name
@@ -48,11 +47,24 @@ class RunState:
                     f"{path} holds a run with another config (differs in {diff}); "
                     "resume it with the same settings or choose another --out"
                 )
-            return cls(path, stored, dict(state["done"]))
+            return run
         run = cls(path, config, {})
         run.save()
         (path / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
         return run
+
+    @classmethod
+    def read(cls, folder: str | Path) -> RunState:
+        """The run a folder holds, as its ``state.json`` records it.
+
+        Raises:
+            FileNotFoundError: the folder holds no run (no ``state.json``).
+        """
+        path = Path(folder)
+        state = json.loads((path / "state.json").read_text())
+        names = {f.name for f in fields(RLHFConfig)}
+        config = RLHFConfig(**{k: v for k, v in state["config"].items() if k in names})
+        return cls(path, config, dict(state["done"]))
 
     def save(self) -> None:
         """Write ``state.json`` atomically."""
@@ -68,10 +80,6 @@ class RunState:
         """Record a finished phase (durable before the next phase starts)."""
         self.done[phase] = {"seconds": round(seconds, 2), **info}
         self.save()
-
-
-def _config_from_json(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in d.items() if k in {f.name for f in fields(RLHFConfig)}}
 
 
 def phase_rng(config: RLHFConfig, phase: str) -> np.random.Generator:

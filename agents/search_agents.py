@@ -49,6 +49,7 @@ Example:
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -189,9 +190,9 @@ class _SceneAgent(StepAgent):
         """Hook: ``key`` fell out of the memory."""
 
     @property
+    @abstractmethod
     def fallback(self) -> np.ndarray:
         """The answer for an unknown observation (see the module docstring)."""
-        raise NotImplementedError
 
     def _action_for(self, key: str) -> np.ndarray:
         best = self.scenes.get(key)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -78,11 +77,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     state = folder / "state.json"
     if not state.is_file():
         raise CliError(f"{folder} is not an RLHF run folder (no state.json); see tfgym rlhf")
-    stored = json.loads(state.read_text())
-    config = RLHFConfig(**{k: v for k, v in stored["config"].items() if k in _fields()})
+    run = RunState.read(folder)
     if args.best_budget is not None:
-        config = dataclasses.replace(config, best_budget=args.best_budget)
-    run = RunState(folder, config, dict(stored["done"]))
+        run.config = dataclasses.replace(run.config, best_budget=args.best_budget)
     missing = [p for p in ("ppo",) if not run.finished(p)]
     if missing:
         raise CliError(f"{folder}: phase {missing[0]!r} has not finished; resume with tfgym rlhf")
@@ -92,10 +89,6 @@ def _evaluate(args: argparse.Namespace) -> int:
     run_rlhf(run.config, folder, progress=not args.no_progress)
     _print_evaluation(folder)
     return 0
-
-
-def _fields() -> set[str]:
-    return {f.name for f in dataclasses.fields(RLHFConfig)}
 
 
 def register(subparsers: Any) -> None:
