@@ -117,6 +117,7 @@ def _steps_to(curve: list[tuple[float, float]], level: float) -> float | None:
 
 def _ppo_config(args: argparse.Namespace, seed: int, **extra: Any) -> PPOConfig:
     return PPOConfig(
+        scenes=args.ppo_scenes,
         total_timesteps=args.ppo_steps,
         seed=seed,
         eval_every=args.eval_every,
@@ -145,7 +146,7 @@ def _experts(args: argparse.Namespace) -> ExpertData:
 def part_ppo(args: argparse.Namespace, ctx: dict[str, Any], sft: bool) -> dict[str, Any]:
     """PPO on the oracle over the train scenes (from scratch or from SFT), per seed."""
     name = "sft" if sft else "ppo"
-    out: dict[str, Any] = {"steps": args.ppo_steps, "seeds": {}}
+    out: dict[str, Any] = {"steps": args.ppo_steps, "scenes": args.ppo_scenes, "seeds": {}}
     for seed in args.seeds:
         config = _ppo_config(args, seed)
         init = None
@@ -164,7 +165,7 @@ def part_ppo(args: argparse.Namespace, ctx: dict[str, Any], sft: bool) -> dict[s
         start = time.perf_counter()
         model = train_ppo(
             config,
-            args.runs / f"{name}-seed{seed}",
+            args.runs / f"{name}{args.tag}-seed{seed}",
             init_policy=init,
             eval_best=ctx["best"],
             progress=args.progress,
@@ -322,6 +323,13 @@ def main() -> None:
     p.add_argument("--parts", nargs="*", default=["ppo", "sft", "extractor", "time", "pipeline"])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--ppo-steps", type=int, default=200_000)
+    p.add_argument(
+        "--ppo-scenes",
+        default="train",
+        help="training scenes of the ppo/sft parts, e.g. 'train,phantom-10000+512' (the "
+        "train phantoms plus 512 phantoms of the procedural seed range)",
+    )
+    p.add_argument("--tag", default="", help="suffix of the ppo/sft run folders")
     p.add_argument("--pipeline-steps", type=int, default=100_000)
     p.add_argument("--pairs", type=int, default=4000)
     p.add_argument("--kl-beta", type=float, default=RLHFConfig.kl_beta)

@@ -94,6 +94,15 @@ def test_any_seed_is_a_scene_with_a_canonical_name(name, canonical):
     assert resolve_scenes([name, canonical, "headsq"]) == (canonical, "headsq")
 
 
+def test_a_run_of_seeds_expands_into_names():
+    assert resolve_scenes("phantom-10000+3") == ("phantom-10000", "phantom-10001", "phantom-10002")
+    both = resolve_scenes(["train", "phantom-30+4"])  # overlap with train: no duplicates
+    assert len(both) == 32 + 2 and both[-2:] == ("phantom-32", "phantom-33")
+    pool = scene_pool(["train", "phantom-10000+512"])
+    assert len(pool) == 544 and "phantom-10511" in pool and "phantom-10512" not in pool
+    assert not pool.is_fresh("phantom-10003")  # named scenes: the process cache keeps them
+
+
 @pytest.mark.parametrize(
     ("scenes", "match"),
     [
@@ -102,10 +111,22 @@ def test_any_seed_is_a_scene_with_a_canonical_name(name, canonical):
         ("phantom-", "bad phantom name"),
         ("phantom-3.5", "bad phantom name"),
         ("nope", "unknown scene 'nope'"),
+        ("phantom-5+0", "bad seed run 'phantom-5\\+0'"),
+        ("phantom-5+x", "bad phantom name 'phantom-5\\+x'"),
         ("procedural", "'procedural' is a pool of 1,000,000 phantom seeds"),
         ([], "no scenes given"),
     ],
-    ids=["letters", "negative", "empty-seed", "float", "unknown", "pool", "empty"],
+    ids=[
+        "letters",
+        "negative",
+        "empty-seed",
+        "float",
+        "unknown",
+        "empty-run",
+        "bad-run",
+        "pool",
+        "empty",
+    ],
 )
 def test_bad_names_raise_value_error(scenes, match):
     with pytest.raises(ValueError, match=match):

@@ -6,6 +6,9 @@ Scene names:
 * ``"phantom-N"`` for any seed ``N >= 0`` -- the procedural CBCT head of that seed
   (:mod:`tfgym.phantoms`), deterministic; ``"phantom-7"`` and ``"phantom-07"`` name the same
   scene, whose canonical name is ``phantom_name(7) == "phantom-07"``;
+* ``"phantom-N+K"`` -- the ``K`` phantoms of seeds ``N`` to ``N + K - 1`` (a run of seeds,
+  e.g. ``"phantom-10000+512"`` for a fixed set of extra training scans from the procedural
+  range; expanded into names by :func:`resolve_scenes`);
 * any path to a DICOM series directory, NIfTI, NRRD or MetaImage file.
 
 Scene sets: ``"train"`` (phantoms 0-31), ``"heldout"`` (phantoms 32-47), ``"phantoms"``
@@ -56,6 +59,7 @@ PROCEDURAL = "procedural"
 PROCEDURAL_SEEDS = range(10_000, 1_010_000)
 """Seeds of the ``"procedural"`` pool: a fresh one at each reset, never a benchmark seed."""
 _PHANTOM = re.compile(r"phantom-(\d+)")
+_PHANTOM_RUN = re.compile(r"phantom-(\d+)\+(\d+)")
 
 
 def list_scenes() -> dict[str, str]:
@@ -128,7 +132,8 @@ def resolve_scenes(scenes: str | Path | Sequence[str | Path]) -> tuple[str, ...]
     """Expand scene-set names and validate scene names and paths.
 
     Args:
-        scenes: a set name (``"train"``...), a scene name, a path, or a sequence of those.
+        scenes: a set name (``"train"``...), a scene name, a run of phantom seeds
+            (``"phantom-N+K"``), a path, or a sequence of those.
 
     Returns:
         The canonical scene names (``"phantom-7"`` becomes ``"phantom-07"``) and paths, in
@@ -143,13 +148,21 @@ def resolve_scenes(scenes: str | Path | Sequence[str | Path]) -> tuple[str, ...]
         ('headsq', 'phantom-32')
         >>> resolve_scenes(["phantom-7", "phantom-123456"])
         ('phantom-07', 'phantom-123456')
+        >>> resolve_scenes("phantom-10000+3")
+        ('phantom-10000', 'phantom-10001', 'phantom-10002')
     """
     items = [scenes] if isinstance(scenes, str | Path) else list(scenes)
     out: list[str] = []
     for item in items:
         key = str(item)
+        run = _PHANTOM_RUN.fullmatch(key)
         if key in SCENE_SETS:
             out.extend(SCENE_SETS[key])
+        elif run is not None:
+            first, count = int(run.group(1)), int(run.group(2))
+            if count < 1:
+                raise ValueError(f"bad seed run {key!r}: 'phantom-N+K' needs K >= 1")
+            out.extend(phantom_name(seed) for seed in range(first, first + count))
         elif key == PROCEDURAL:
             raise ValueError(
                 f"{PROCEDURAL!r} is a pool of {len(PROCEDURAL_SEEDS):,} phantom seeds, not a "
