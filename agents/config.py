@@ -41,7 +41,11 @@ class PPOConfig:
     Attributes:
         scenes: training scenes (a set name, ``"procedural"``, names).
         backend: ``"oracle"``, ``"reward_model"`` or ``"human"``.
-        reward_model_path: the checkpoint of the ``reward_model`` backend.
+        reward_model_path: the checkpoint of the ``reward_model`` backend (and of the
+            ``human`` backend's ``async`` mode).
+        label_db: the ``human`` backend's label queue (SQLite file or ``postgresql://`` URL).
+        human_mode: the ``human`` backend's mode: ``"async"`` (the reward model's reward at
+            once, retrained as people answer; for PPO) or ``"blocking"``.
         total_timesteps: env steps to train for.
         n_envs: parallel envs.
         vec_env: ``"dummy"`` (one process) or ``"subproc"``.
@@ -82,6 +86,12 @@ class PPOConfig:
     )
     reward_model_path: str | None = field(
         default=None, metadata=_help("reward-model checkpoint", flag="--reward-model")
+    )
+    label_db: str | None = field(
+        default=None, metadata=_help("label queue of the human backend (file or URL)")
+    )
+    human_mode: str = field(
+        default="async", metadata=_help("human backend mode", choices=("async", "blocking"))
     )
     total_timesteps: int = field(default=200_000, metadata=_help("env steps", flag="--steps"))
     n_envs: int = field(default=8, metadata=_help("parallel envs"))
@@ -136,6 +146,17 @@ class PPOConfig:
             raise ValueError(f"reward_scale must be a finite number > 0, got {self.reward_scale}")
         if self.backend == "reward_model" and not self.reward_model_path:
             raise ValueError("backend='reward_model' needs reward_model_path")
+        if self.backend == "human":
+            if not self.label_db:
+                raise ValueError(
+                    "backend='human' needs label_db: the label queue people answer in "
+                    "(serve it with `tfgym label --db ...`)"
+                )
+            if self.human_mode == "async" and not self.reward_model_path:
+                raise ValueError(
+                    "backend='human' in mode 'async' needs reward_model_path: the reward "
+                    "model that answers at once and is retrained as people answer"
+                )
         object.__setattr__(self, "net_arch", tuple(int(n) for n in self.net_arch))
         object.__setattr__(self, "image_scenes", tuple(self.image_scenes))
 
@@ -153,6 +174,11 @@ class PPOConfig:
         }
         if self.backend == "reward_model":
             kwargs["reward_model_path"] = self.reward_model_path
+        elif self.backend == "human":
+            kwargs["db"] = self.label_db
+            kwargs["mode"] = self.human_mode
+            if self.reward_model_path:
+                kwargs["reward_model_path"] = self.reward_model_path
         return kwargs
 
 
@@ -163,6 +189,10 @@ class RLHFConfig:
     Attributes:
         labeler: ``"oracle"`` (the simulated labeler) or ``"human"`` (the labeling queue).
         labeler_preset: the simulated labeler's preset (:data:`tfgym.oracle.LABELER_PRESETS`).
+        label_db: the label queue people answer in (``labeler="human"``): an SQLite file or
+            a ``postgresql://`` URL; None: ``labels.sqlite`` in the run folder
+            (:mod:`agents.human_labels`).
+        label_poll_s: seconds between checks for new answers while the pipeline waits.
         train_scenes: scenes of every training phase.
         eval_scenes: held-out scenes of the evaluation (headsq is added).
         expert_budget: oracle evaluations of each train scene's expert search.
@@ -183,6 +213,16 @@ class RLHFConfig:
 
     labeler: str = field(default="oracle", metadata=_help("labeler", choices=("oracle", "human")))
     labeler_preset: str = field(default="noisy", metadata=_help("simulated labeler preset"))
+    label_db: str | None = field(
+        default=None,
+        metadata=_help(
+            "label queue of labeler 'human' (SQLite file or postgresql:// URL; default: the "
+            "run folder's labels.sqlite)"
+        ),
+    )
+    label_poll_s: float = field(
+        default=2.0, metadata=_help("seconds between checks for people's answers")
+    )
     train_scenes: str = field(default="train", metadata=_help("training scenes"))
     eval_scenes: str = field(default="heldout", metadata=_help("held-out evaluation scenes"))
     expert_budget: int = field(default=600, metadata=_help("oracle evals per expert search"))
@@ -211,6 +251,8 @@ class RLHFConfig:
         """Validate the settings."""
         if self.labeler not in ("oracle", "human"):
             raise ValueError(f"labeler must be 'oracle' or 'human', got {self.labeler!r}")
+        if not (np.isfinite(self.label_poll_s) and self.label_poll_s > 0):
+            raise ValueError(f"label_poll_s must be a number > 0, got {self.label_poll_s}")
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, int) and not isinstance(value, bool) and f.name != "seed":

@@ -53,14 +53,8 @@ def run_rlhf(
     """Run (or resume) the pipeline in the folder ``out``; see the module docstring.
 
     Raises:
-        ValueError: a folder holding another run; the ``human`` labeler while no labeling
-            queue exists.
+        ValueError: a folder holding another run.
     """
-    if config.labeler == "human":
-        raise ValueError(
-            "labeler='human' needs the live labeling queue (tfgym label), which this version "
-            "does not have yet; use labeler='oracle' (the simulated labeler)"
-        )
     run = RunState.open(out, config)
     steps = [
         ("experts", ph.phase_experts),

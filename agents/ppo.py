@@ -54,7 +54,11 @@ def _affine(reward: SupportsFloat, shift: float, scale: float) -> float:
 
 
 def make_envs(config: PPOConfig) -> VecEnv:
-    """The SB3 vector env of a config (seeded; each env its own scene stream)."""
+    """The SB3 vector env of a config (seeded; each env its own scene stream).
+
+    With ``backend="human"`` all envs share one backend (one label queue connection, one
+    reward model and its retraining thread); it needs ``vec_env="dummy"``.
+    """
     vec_cls = SubprocVecEnv if config.vec_env == "subproc" else DummyVecEnv
     wrapper: Any = None
     wrapper_kwargs: dict[str, Any] | None = None
@@ -62,11 +66,23 @@ def make_envs(config: PPOConfig) -> VecEnv:
         wrapper = TransformReward
         func = partial(_affine, shift=config.reward_shift, scale=config.reward_scale)
         wrapper_kwargs = {"func": func}
+    env_kwargs = config.env_kwargs()
+    if config.backend == "human":
+        # one backend for all envs: one queue connection, one reward model, one trainer thread
+        if config.vec_env == "subproc":
+            raise ValueError(
+                "the human backend runs in the trainer's process (its queue connection and "
+                "background threads cannot be copied into env workers): use vec_env='dummy'"
+            )
+        shared = TransferFunctionEnv(**env_kwargs).backend
+        for key in ("db", "mode", "reward_model_path"):
+            env_kwargs.pop(key, None)
+        env_kwargs["reward_backend"] = shared
     return make_vec_env(
         TransferFunctionEnv,
         n_envs=config.n_envs,
         seed=config.seed,
-        env_kwargs=config.env_kwargs(),
+        env_kwargs=env_kwargs,
         vec_env_cls=vec_cls,
         wrapper_class=wrapper,
         wrapper_kwargs=wrapper_kwargs,

@@ -251,14 +251,30 @@ def _label(
     n_pairs: int,
     rng: np.random.Generator,
     progress: bool,
+    *,
+    phase: str,
 ) -> int:
-    """Label pairs of each scene's actions into the run's store; returns records added."""
+    """Label pairs of each scene's actions into the run's store; returns records added.
+
+    The simulated labeler answers at once; with ``labeler="human"`` the pairs go to the label
+    queue and the phase waits for people's answers (:mod:`agents.human_labels`).
+    """
     from tqdm.auto import tqdm
 
     from tfgym.collect import collect_preferences
     from tfgym.preferences import PreferenceStore
 
     c = run.config
+    if c.labeler == "human":
+        from agents.human_labels import label_with_people
+
+        records = label_with_people(
+            run.folder, c, _settings(c), scene_actions, pairs, n_pairs, rng,
+            phase=phase, progress=progress,
+        )  # fmt: skip
+        with PreferenceStore(run.folder / "prefs.sqlite") as store:
+            store.add_many(records)
+        return len(records)
     per_scene = max(1, n_pairs // len(scene_actions))
     added = 0
     with PreferenceStore(run.folder / "prefs.sqlite") as store:
@@ -279,13 +295,13 @@ def _label(
 
 
 def phase_prefs(run: RunState, progress: bool) -> dict[str, Any]:
-    """Simulated-labeler preferences over the samples, into ``prefs.sqlite``."""
+    """Preferences over the samples (simulated labeler or people), into ``prefs.sqlite``."""
     c = run.config
     (run.folder / "prefs.sqlite").unlink(missing_ok=True)  # an interrupted phase restarts
     with np.load(run.folder / "samples.npz") as f:
         scenes, actions = f["scenes"], f["actions"]
     groups = {str(s): actions[scenes == s] for s in dict.fromkeys(scenes.tolist())}
-    added = _label(run, groups, None, c.pairs, phase_rng(c, "prefs"), progress)
+    added = _label(run, groups, None, c.pairs, phase_rng(c, "prefs"), progress, phase="prefs")
     return {"pairs": added}
 
 
@@ -393,7 +409,7 @@ def phase_round(run: RunState, k: int, progress: bool) -> dict[str, Any]:
         else:  # one model: random pairs (the alternative to disagreement)
             top = rng.choice(len(i), size=min(per_scene, len(i)), replace=False)
         chosen[scorer.name] = np.stack([i[top], j[top]], axis=1)
-    added = _label(run, groups, chosen, c.pairs, rng, progress)
+    added = _label(run, groups, chosen, c.pairs, rng, progress, phase=f"round-{k}")
     info = _train_rm(run, f"rm-{k}", progress)
     ppo = _run_ppo(run, f"rm-{k}", f"ppo-{k}", _latest_ppo(run, k), progress)
     return {"pairs_added": added, **{f"rm_{a}": b for a, b in info.items()}, **ppo}

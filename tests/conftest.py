@@ -3,6 +3,15 @@
 The session's phantom disk cache is a temporary folder (``TFGYM_CACHE_DIR``, deleted at the
 end) unless the user set ``TFGYM_CACHE_DIR``: tests never write into the user's cache.
 
+Databases: ``db_url`` is the URL of a fresh, empty preference database per test, parametrised
+over SQLite (a file in ``tmp_path``) and PostgreSQL (a new schema of a shared test database,
+dropped afterwards; the URL's ``options=-csearch_path=...`` confines every connection made from
+it to that schema) on one throwaway cluster per test session (``pg_cluster``, see
+``tests/pg.py``; started only when a test asks for it; ``pg_cluster.create_database(name)``
+gives a whole database). Without PostgreSQL's binaries the PostgreSQL variants skip, naming
+what is missing. Use it as ``def test_x(db_url): LabelQueue(db_url)``; the URL also works in a
+subprocess (``tfgym label --db URL``).
+
 The tiny volume is small enough that slow pure-python references run over every voxel, and
 already isotropic at the fixture's working size, so ``Scene.from_volume(tiny_volume,
 working_size=24)`` keeps its voxels unchanged (no resampling).
@@ -10,13 +19,16 @@ working_size=24)`` keeps its voxels unchanged (no resampling).
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
+from tests.pg import PostgresCluster, missing_reason
 from tfgym.volume import Tissue, Volume
 
 TINY_SHAPE = (24, 20, 16)  # (nz, ny, nx)
@@ -100,3 +112,34 @@ def tiny_scene(tiny_volume: Volume):
     from tfgym.scene import Scene
 
     return Scene.from_volume(tiny_volume, working_size=TINY_WORKING_SIZE, histogram_bins=TINY_BINS)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PostgresCluster]:
+    """A throwaway PostgreSQL cluster for the test session (skips if PostgreSQL is missing)."""
+    reason = missing_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    cluster = PostgresCluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+_DATABASES = itertools.count()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+    """The URL of a fresh, empty database: an SQLite file, or a new PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'prefs.sqlite'}"
+        return
+    cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
+    schema = f"test_{next(_DATABASES)}"
+    url = cluster.create_schema("tfgym_tests", schema)
+    try:
+        yield url
+    finally:
+        cluster.drop_schema("tfgym_tests", schema)

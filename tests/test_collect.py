@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import replace
 
@@ -10,13 +11,16 @@ import pytest
 
 from tfgym.cli import main
 from tfgym.collect import (
+    HUMAN,
     ActionSet,
     CollectConfig,
+    check_pairs,
     collect_multi,
     collect_preferences,
     paper_actions,
     sample_pairs,
 )
+from tfgym.labeling.items import QueueConfig, enqueue_preferences, render_items
 from tfgym.observation import ObservationSettings
 from tfgym.oracle import LABELER_PRESETS, SimulatedLabeler, labeler_id, reference_action
 from tfgym.preferences import PreferenceStore
@@ -288,3 +292,141 @@ def test_train_follows_the_collected_working_size(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--working-size 32" in err
     assert "--working-size 64" in err
+
+
+# -- queued for people (--labeler human) -----------------------------------------------------
+def test_check_pairs():
+    assert check_pairs([[0, 2], [1, 0]], 3).dtype == np.int64
+    for pairs, match in [
+        ([[0, 0]], "two different"),
+        ([[0, 3]], "two different actions of 3"),
+        ([[-1, 0]], "two different"),
+        ([0, 1], r"\(k, 2\)"),
+        (np.zeros((0, 2)), r"\(k, 2\)"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            check_pairs(pairs, 3)
+
+
+def test_human_labeler_is_a_config_choice_that_collect_multi_refuses():
+    config = CollectConfig(labeler=HUMAN, pairs=10)
+    with pytest.raises(ValueError, match=r"queue the comparisons with tfgym\.labeling\.items"):
+        collect_multi([SCENE], config, settings=SETTINGS)
+
+
+def test_queue_config_validates():
+    assert QueueConfig(views=["front"]).views == ("front",)
+    for kwargs, match in [
+        ({"display_size": 4}, "display_size must be at least 8"),
+        ({"views": ("diagonal",)}, "unknown view"),
+        ({"overlap": 0}, "overlap must be at least 1"),
+        ({"priority": float("nan")}, "priority must be finite"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            QueueConfig(**kwargs)
+
+
+def test_enqueue_preferences_queues_the_collect_pairs_rendered_once(scorer, actions, tmp_path):
+    from tfgym.preferences.queue import LabelQueue
+
+    config = QueueConfig(display_size=16, views=("front", "side"), priority=1.5)
+    expected = sample_pairs(100, 30, np.random.default_rng(5))  # what collect would answer
+    with LabelQueue(tmp_path / "q.sqlite", seed=0) as queue:
+        ids = enqueue_preferences(
+            scorer, actions, queue=queue, n_pairs=30, rng=np.random.default_rng(5), config=config
+        )
+        assert len(ids) == len(set(ids)) == 30
+        assert queue.counts() == {"waiting": 30, "leased": 0, "answered": 0}
+        index = {tuple(float(x) for x in a): i for i, a in enumerate(actions.actions)}
+        seen_pairs, shas, expected_mu = set(), {}, {}
+        while (lease := queue.claim("dr-a")) is not None:
+            assert lease.scene == SCENE and lease.kind == "pair"
+            pair = [
+                index[tuple(item.action)] for item in sorted(lease.items, key=lambda x: x.index)
+            ]
+            seen_pairs.add(tuple(pair))
+            for item in lease.items:
+                action = index[tuple(item.action)]
+                assert set(item.views) == {"front", "side"}
+                # one rendering per action and view, whatever the pair
+                assert (
+                    shas.setdefault((action, "front"), item.views["front"]) == item.views["front"]
+                )
+            left = next(item for item in lease.items if item.position == 0)
+            expected_mu[lease.pair_id] = 1.0 if left.index == 0 else 0.0
+            queue.answer(lease.pair_id, "dr-a", "left")
+        assert seen_pairs == {tuple(p) for p in expected.tolist()}
+        used = np.unique(expected)
+        assert len(set(shas.values())) == len(used)
+        # the stored bytes are the display rendering of that action
+        first = int(used[0])
+        (item,) = render_items(
+            scorer.scene, actions.actions[first : first + 1], settings=SETTINGS, working_size=16
+        )
+        png = queue.rendering(shas[(first, "front")])
+        assert png == item.views["front"]
+        assert shas[(first, "front")] == hashlib.sha256(png).hexdigest()
+        # answers carry the keys, the observation and the TFs
+        answers = queue.answers()
+        assert len(answers) == 30
+        assert {a.pair_id: a.mu for a in answers} == expected_mu  # "left" mapped back
+        assert set(expected_mu.values()) == {0.0, 1.0}  # sides were drawn at random
+        kinds = dict(enumerate(actions.kinds))
+        for a in answers:
+            for key in a.keys:
+                i, kind = key.split(":")
+                assert kinds[int(i)] == kind
+        records = queue.store.records()
+        assert len(records) == 30 and all(r.labeler == "dr-a" for r in records)
+        assert sorted(r.mu for r in records) == sorted(expected_mu.values())
+        assert {r.observation for r in records} == {
+            ObservationSettings.from_scene(scorer.scene, n_vertices=4)
+        }
+        assert all(r.tf_a is not None and r.tf_b is not None for r in records)
+
+
+def test_enqueue_preferences_given_pairs_and_errors(scorer, actions, tmp_path):
+    from tfgym.preferences.queue import LabelQueue
+
+    config = QueueConfig(display_size=8, views=("front",))
+    with LabelQueue(tmp_path / "q.sqlite") as queue:
+        ids = enqueue_preferences(
+            scorer,
+            actions.actions[:4],
+            queue=queue,
+            pairs=np.array([[0, 1], [3, 2]]),
+            rng=np.random.default_rng(0),
+            config=config,
+        )
+        assert len(ids) == 2
+        lease = queue.claim("dr-b")
+        assert {item.action for item in lease.items} == {
+            tuple(float(x) for x in actions.actions[i]) for i in (0, 1)
+        }
+        for pairs, match in [(np.array([[0, 0]]), "two different"), (np.array([0, 1]), "shape")]:
+            with pytest.raises(ValueError, match=match):
+                enqueue_preferences(
+                    scorer, actions, queue=queue, pairs=pairs, rng=np.random.default_rng(0)
+                )
+        assert queue.counts()["waiting"] + queue.counts()["leased"] == 2
+
+
+def test_collect_command_human_queues_for_the_label_server(tmp_path, capsys):
+    from tfgym.preferences.queue import LabelQueue
+
+    db = tmp_path / "q.sqlite"
+    argv = ["collect", "--scene", SCENE, "--labeler", HUMAN, "--pairs", "12", "--db", str(db)]
+    argv += ["--working-size", "32", "--image-size", "32", "--expert-budget", "32"]
+    argv += ["--display-size", "16", "--views", "front", "--overlap", "2", "--no-progress"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "queued 12 comparisons for people" in out
+    assert f"tfgym label --db {db}" in out
+    with LabelQueue(db) as queue:
+        first = queue.claim("dr-a")
+        assert set(first.items[0].views) == {"front"}
+        assert queue.claim("dr-b").comparison_id == first.comparison_id  # overlap 2
+        assert len(queue.store) == 0  # nothing answered
+    assert main([*argv, "--jsonl", str(tmp_path / "x.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "tfgym prefs export" in err and not (tmp_path / "x.jsonl").exists()

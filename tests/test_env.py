@@ -319,7 +319,11 @@ def test_reward_kwargs_reach_the_backend():
     ("kwargs", "match"),
     [
         ({"reward_backend": "reward_model"}, "needs the checkpoint"),
-        ({"reward_backend": "human"}, "not available in this version"),
+        ({"reward_backend": "human"}, "needs db="),
+        (
+            {"reward_backend": "human", "db": "a.db", "reward_kwargs": {"db": "b.db"}},
+            r"given twice \(also in reward_kwargs\): \['db'\]",
+        ),
         ({"reward_model_path": "rm.pt"}, "only used with reward_backend='reward_model'"),
         ({"reward_backend": "crowd"}, "unknown reward backend 'crowd'"),
         ({"view": "diagonal"}, "unknown view 'diagonal'"),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -145,9 +147,51 @@ def test_config_errors():
     assert RLHFConfig.short().ppo_steps < RLHFConfig().ppo_steps
 
 
-def test_human_labeler_says_what_is_missing(tmp_path):
-    with pytest.raises(ValueError, match="labeling queue"):
-        run_rlhf(RLHFConfig(labeler="human"), tmp_path / "h", progress=False)
+def test_people_label_through_the_queue_and_a_rerun_queues_nothing_again(tmp_path):
+    """labeler='human': pairs go to the label queue; simulated people answer over HTTP."""
+    from agents.human_labels import label_with_people
+    from tfgym.labeling.client import simulate_labelers
+    from tfgym.labeling.server import running_server
+    from tfgym.preferences import LabelQueue, PreferenceStore
+    from tfgym.scoring import ScoringSettings
+
+    db = tmp_path / "labels.sqlite"
+    config = dataclasses.replace(
+        TINY, labeler="human", label_db=str(db), rounds=1, label_poll_s=0.1, pairs=12
+    )
+    settings = ScoringSettings(image_size=config.image_size)
+    stop = threading.Event()
+    with LabelQueue(db) as queue, running_server(queue) as url:
+        people = threading.Thread(
+            target=simulate_labelers,
+            args=(url,),
+            kwargs={"labelers": 2, "stop_when_empty": False, "stop": stop, "settings": settings,
+                    "preset": "perfect", "name_prefix": "dr"},
+        )  # fmt: skip
+        people.start()
+        try:
+            run = run_rlhf(config, tmp_path / "run", progress=False, log=lambda *_: None)
+        finally:
+            stop.set()
+            people.join(timeout=30)
+        comparisons = queue.counts()["answered"]
+    assert run.finished("prefs") and run.finished("evaluate")
+    assert json.loads((run.folder / "queued-prefs.json").read_text())
+    with PreferenceStore(run.folder / "prefs.sqlite") as store:
+        records = store.records()
+    assert 0 < len(records) <= comparisons == 12
+    assert {r.labeler for r in records} <= {"dr-0", "dr-1"}
+    assert all(r.observation is not None for r in records)
+    # a rerun of the phase (as after an interruption) queues nothing again and waits for nothing
+    with np.load(run.folder / "samples.npz") as f:
+        groups = {s: f["actions"][f["scenes"] == s] for s in dict.fromkeys(f["scenes"].tolist())}
+    again = label_with_people(
+        run.folder, config, settings, groups, None, 12, np.random.default_rng(0),
+        phase="prefs", progress=False, log=lambda *_: None,
+    )  # fmt: skip
+    assert len(again) == len(records)
+    with LabelQueue(db) as queue:
+        assert queue.counts() == {"waiting": 0, "leased": 0, "answered": 12}
 
 
 def test_evaluate_command_prints_the_table(run_folder, capsys):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -168,3 +170,22 @@ def test_hacking_report_finds_no_parting_when_both_rise(tmp_path):
     assert report.save_figure(tmp_path / "h.png").stat().st_size > 10_000
     with pytest.raises(ValueError, match="need at least"):
         reward_hacking_report(np.zeros((5, 3)), windows=10)
+
+
+def test_human_backend_envs_share_one_backend(tmp_path):
+    with pytest.raises(ValueError, match="needs label_db"):
+        PPOConfig(backend="human")
+    with pytest.raises(ValueError, match="needs reward_model_path"):
+        PPOConfig(backend="human", label_db=str(tmp_path / "l.db"))
+    config = PPOConfig(
+        backend="human", human_mode="blocking", label_db=str(tmp_path / "l.db"), n_envs=2,
+        scenes="headsq", image_size=32,
+    )  # fmt: skip
+    envs = make_envs(config)
+    try:
+        first, second = (e.unwrapped for e in envs.envs)
+        assert first.backend is second.backend and first.backend.mode == "blocking"
+    finally:
+        envs.close()
+    with pytest.raises(ValueError, match="use vec_env='dummy'"):
+        make_envs(dataclasses.replace(config, vec_env="subproc"))

@@ -1,4 +1,5 @@
-"""Tests of tfgym.preferences: records, the SQLite store, JSON Lines and durability."""
+"""Tests of tfgym.preferences: records, the SQL store (SQLite and PostgreSQL), JSON Lines and
+durability."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 
 from tfgym.observation import ObservationSettings
 from tfgym.preferences import (
@@ -25,6 +28,7 @@ from tfgym.preferences import (
     PreferenceStore,
     PreferenceStoreError,
 )
+from tfgym.preferences.db import database_url, transaction
 from tfgym.transfer_function import TransferFunction
 
 REPO = Path(__file__).resolve().parents[1]
@@ -97,16 +101,14 @@ def test_from_dict_rejects_bad_records():
         Preference.from_dict({**d, "format": "tfgym.TransferFunction"})
 
 
-# -- store -----------------------------------------------------------------------------------
-def test_store_round_trip_every_field(tmp_path):
+# -- store ---------------------------------------------------------------------------------
+def test_store_round_trip_every_field(db_url):
     prefs = [make_pref(i) for i in range(7)]
-    path = tmp_path / "prefs.sqlite"
-    with PreferenceStore(path) as store:
+    with PreferenceStore(db_url) as store:
         assert store.add(prefs[0]) == 1
         assert store.add_many(prefs[1:]) == list(range(2, 8))
-    with PreferenceStore(tmp_path / "new" / "dir" / "p.sqlite") as other:  # parents created
-        assert len(other) == 0
-    with PreferenceStore(f"sqlite:///{path}") as store:  # reopened, by URL
+        assert store.add_many([]) == []
+    with PreferenceStore(db_url) as store:  # reopened
         got = store.records()
         assert len(store) == 7 and list(store) == got
         assert [p.id for p in got] == list(range(1, 8))
@@ -119,28 +121,136 @@ def test_store_round_trip_every_field(tmp_path):
         assert [p.id for p in store.records(labeler="alice")] == [1, 3, 5, 7]
         assert [p.id for p in store.records(scene="phantom-01", labeler="alice")] == [5]
         assert store.integrity_check() == "ok"
-        mode = store._conn.execute("PRAGMA journal_mode").fetchone()[0]
-        assert mode == "wal"
+        assert store.url == database_url(db_url) and store.engine.url.database
+        assert store.schema_version == SCHEMA_VERSION
+
+
+def test_sqlite_store_paths_and_journal(tmp_path):
+    path = tmp_path / "prefs.sqlite"
+    with PreferenceStore(path) as store:
+        store.add(make_pref())
+        assert store.path == str(path) and store.url == f"sqlite:///{path}"
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    with PreferenceStore(f"sqlite:///{path}") as store:  # the same file by URL
+        assert len(store) == 1
+    with PreferenceStore(tmp_path / "new" / "dir" / "p.sqlite") as other:  # parents created
+        assert len(other) == 0
+    store = PreferenceStore(path)
+    store.close()
+    store.close()  # idempotent
+    with pytest.raises(PreferenceStoreError, match="is closed"):
+        len(store)
 
 
 def test_memory_store_and_urls():
     for url in (":memory:", "sqlite://", "sqlite:///:memory:"):
         with PreferenceStore(url) as store:
             store.add(make_pref())
-            assert len(store) == 1
-    with pytest.raises(PreferenceStoreError, match="only sqlite"):
-        PreferenceStore("postgresql://user@host/db")
+            assert len(store) == 1 and store.path == ":memory:"
+    with pytest.raises(PreferenceStoreError, match="unsupported database URL 'mysql://"):
+        PreferenceStore("mysql://user@host/db")
+    assert (
+        database_url("postgresql://u:pw@host:5433/db") == "postgresql+psycopg://u:pw@host:5433/db"
+    )
+    assert database_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert database_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert database_url("rel/p.sqlite") == "sqlite:///rel/p.sqlite"
+    assert database_url(Path("/abs/p.sqlite")) == "sqlite:////abs/p.sqlite"
+    with pytest.raises(ValueError, match="unsupported database URL"):
+        database_url("postgresql+psycopg2://u@h/db")
 
 
-def test_add_many_is_all_or_nothing(tmp_path):
-    with PreferenceStore(tmp_path / "p.sqlite") as store:
+def test_memory_store_is_shared_by_threads():
+    """One in-memory database for all threads (not one per thread), writes serialised."""
+    with PreferenceStore(":memory:") as store:
+        errors: list[BaseException] = []
+
+        def write(k: int) -> None:
+            try:
+                for i in range(10):
+                    store.add_many([make_pref(i, labeler=f"t{k}")] * 3)
+                    assert len(store) >= 3
+            except BaseException as e:  # pragma: no cover - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=write, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors and len(store) == 4 * 10 * 3
+
+
+def test_threads_write_concurrently(db_url):
+    """8 threads, one store: every record stored once, with its batch's ids in order."""
+    with PreferenceStore(db_url) as store:
+        batches: dict[int, list[list[int]]] = {}
+
+        def write(k: int) -> None:
+            batches[k] = [
+                store.add_many([make_pref(i, labeler=f"t{k}") for _ in range(4)]) for i in range(5)
+            ]
+
+        threads = [threading.Thread(target=write, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(batches) == 8
+        all_ids = sorted(i for b in batches.values() for batch in b for i in batch)
+        assert all_ids == list(range(1, 161))  # PostgreSQL's writers interleave their ids ...
+        for k, b in batches.items():
+            assert all(batch == sorted(batch) for batch in b)  # ... each batch in order
+            mine = sorted(i for batch in b for i in batch)
+            assert [p.id for p in store.records(labeler=f"t{k}")] == mine
+        if store.path is not None:  # SQLite's writers take turns: each batch contiguous
+            assert all(batch[-1] - batch[0] == 3 for b in batches.values() for batch in b)
+
+
+def test_which_transactions_wait_for_each_other(db_url):
+    """SQLite: writers of a process queue on a lock, readers never wait; PostgreSQL: no lock."""
+    with PreferenceStore(db_url) as store:
+        store.add(make_pref())
+        engine, sqlite = store.engine, store.path is not None
+        inside = threading.Barrier(2, timeout=1.0)
+        met: list[bool] = []
+
+        def writer() -> None:
+            with transaction(engine) as conn:  # SQLite: BEGIN IMMEDIATE, the write lock
+                conn.exec_driver_sql("SELECT COUNT(*) FROM preferences")
+                try:
+                    inside.wait()
+                    met.append(True)
+                except threading.BrokenBarrierError:
+                    met.append(False)
+
+        threads = [threading.Thread(target=writer) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert met == ([False, False] if sqlite else [True, True])
+
+        with transaction(engine) as conn:  # a write in progress ...
+            conn.exec_driver_sql("UPDATE preferences SET labeler = 'x'")
+            seen: list[str] = []
+            reader = threading.Thread(target=lambda: seen.extend(p.labeler for p in store))
+            reader.start()
+            reader.join(timeout=5)  # ... does not hold up a reader, who sees the last commit
+            assert seen == ["alice"]
+
+
+def test_add_many_is_all_or_nothing(db_url):
+    with PreferenceStore(db_url) as store:
         store.add(make_pref(0))
         with pytest.raises(TypeError, match="item 2 is a dict"):
             store.add_many([make_pref(1), make_pref(2), {"mu": 1}])  # type: ignore[list-item]
         # a failure inside the transaction (a constraint) rolls back the rows before it
         bad = make_pref(3)
         object.__setattr__(bad, "mu", 0.25)  # bypass validation to hit the CHECK constraint
-        with pytest.raises(sqlite3.IntegrityError):
+        with pytest.raises(sa.exc.IntegrityError):
             store.add_many([make_pref(4), make_pref(5), bad])
         assert len(store) == 1
         assert store.add(make_pref(6)) >= 2  # the store still works
@@ -174,8 +284,42 @@ def test_schema_version_and_foreign_files(tmp_path):
         PreferenceStore(tmp_path)
 
 
+def _pg_execute(url: str, *statements: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+    engine.dispose()
+
+
+def test_postgresql_schema_version_and_foreign_databases(pg_cluster):
+    url = pg_cluster.create_schema("tfgym_tests", "versions")
+    with PreferenceStore(url) as store:
+        assert store.schema_version == SCHEMA_VERSION and store.path is None
+        store.add(make_pref())
+    _pg_execute(url, f"UPDATE meta SET value = '{SCHEMA_VERSION + 1}' WHERE key = 'schema_version'")
+    newer = rf"schema version {SCHEMA_VERSION + 1}, newer than .*\({SCHEMA_VERSION}\)"
+    with pytest.raises(PreferenceStoreError, match=newer):
+        PreferenceStore(url)
+    _pg_execute(url, "DELETE FROM meta WHERE key = 'schema_version'")
+    with pytest.raises(PreferenceStoreError, match="unknown preference store schema version 0"):
+        PreferenceStore(url)
+
+    other = pg_cluster.create_schema("tfgym_tests", "other")
+    _pg_execute(other, "CREATE TABLE t (x INTEGER)")
+    with pytest.raises(PreferenceStoreError, match="is a database but not a tfgym preference"):
+        PreferenceStore(other)
+    closed = f"postgresql://postgres@127.0.0.1:{pg_cluster.port}/no_such_database"
+    with pytest.raises(
+        PreferenceStoreError, match=r"(?s)cannot open preference store .*no_such_database"
+    ):
+        PreferenceStore(closed)
+    for name in ("versions", "other"):
+        pg_cluster.drop_schema("tfgym_tests", name)
+
+
 # -- JSON Lines ------------------------------------------------------------------------------
-def test_jsonl_round_trip_into_fresh_store(tmp_path):
+def test_jsonl_round_trip_into_fresh_store(tmp_path, db_url):
     prefs = [make_pref(i) for i in range(10)]
     out = tmp_path / "sub" / "prefs.jsonl"
     with PreferenceStore(":memory:") as src:
@@ -184,7 +328,7 @@ def test_jsonl_round_trip_into_fresh_store(tmp_path):
         assert src.export_jsonl(tmp_path / "a.jsonl", labeler="alice") == 5
     lines = out.read_text().splitlines()
     assert len(lines) == 10 and json.loads(lines[0])["format"] == "tfgym.Preference"
-    with PreferenceStore(tmp_path / "fresh.sqlite") as dst:
+    with PreferenceStore(db_url) as dst:
         dst.add(make_pref(42))  # imported records get new ids after existing ones
         assert dst.import_jsonl(out) == 10
         got = dst.records()[1:]
@@ -226,22 +370,28 @@ def test_malformed_jsonl_line_imports_nothing(tmp_path, bad_line, match):
 WRITER = textwrap.dedent(
     """
     import sys, time
+    from sqlalchemy import event
     from tfgym.preferences import Preference, PreferenceStore
+    from tfgym.preferences.db import make_engine
 
     path, batch, pause_batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    store = PreferenceStore(path)
-    store._conn.execute("PRAGMA cache_size = 4")  # spill uncommitted pages into the WAL
+    engine = make_engine(path)
     k, inserts = 0, 0
 
     def trace(sql):
         global inserts
         if sql.startswith("INSERT"):
             inserts += 1
-            if k == pause_batch and inserts == batch // 2:  # halfway through a transaction
-                print("mid", flush=True)
-                time.sleep(60)
+        if k == pause_batch and inserts and sql == "COMMIT":  # all rows written, not committed
+            print("mid", flush=True)
+            time.sleep(60)
 
-    store._conn.set_trace_callback(trace)
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection, record):
+        dbapi_connection.execute("PRAGMA cache_size = 4")  # spill uncommitted pages to the WAL
+        dbapi_connection.set_trace_callback(trace)
+
+    store = PreferenceStore(engine)
     while True:
         inserts = 0
         store.add_many(
@@ -259,7 +409,7 @@ WRITER = textwrap.dedent(
 
 @pytest.mark.parametrize("mid_transaction", [True, False], ids=["mid-transaction", "anywhere"])
 def test_killed_writer_leaves_whole_committed_batches(tmp_path, mid_transaction):
-    """Kill -9 a writer halfway through its 6th batch (or wherever it is after 5 batches)."""
+    """Kill -9 a writer at the COMMIT of its 6th batch (or wherever it is after 5 batches)."""
     path, batch = tmp_path / "p.sqlite", 400
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     pause = 5 if mid_transaction else -1
@@ -338,16 +488,15 @@ def test_preference_observation_validation():
     assert Preference.from_dict({**d, "version": 1, "observation": None}).observation is None
 
 
-def test_store_and_jsonl_round_trip_with_observation(tmp_path):
+def test_store_and_jsonl_round_trip_with_observation(tmp_path, db_url):
     prefs = [
         make_pref(i, observation=None if i == 2 else make_obs(f"phantom-{i % 3:02d}", 32 + i))
         for i in range(6)
     ]
-    path = tmp_path / "p.sqlite"
-    with PreferenceStore(path) as store:
+    with PreferenceStore(db_url) as store:
         assert store.schema_version == 2
         store.add_many(prefs)
-    with PreferenceStore(path) as store:
+    with PreferenceStore(db_url) as store:
         got = [replace(p, id=None) for p in store.records()]
         assert got == prefs
         assert got[0].observation == prefs[0].observation and got[2].observation is None
@@ -362,20 +511,34 @@ def test_store_and_jsonl_round_trip_with_observation(tmp_path):
         assert [replace(p, id=None) for p in dst.records()] == prefs
 
 
-def test_malformed_stored_observation(tmp_path):
-    path = tmp_path / "p.sqlite"
-    with PreferenceStore(path) as store:
+def test_malformed_stored_observation(db_url):
+    with PreferenceStore(db_url) as store:
         store.add(make_pref(observation=make_obs()))
-        with pytest.raises(sqlite3.IntegrityError, match="CHECK"):  # not a JSON object
-            store._conn.execute("UPDATE preferences SET observation = '[1]'")
-        store._conn.execute("""UPDATE preferences SET observation = '{"scene": "x"}'""")
+        with pytest.raises(sa.exc.IntegrityError, match=r"(?i)check"):  # not a JSON object
+            with store.engine.begin() as conn:
+                conn.exec_driver_sql("UPDATE preferences SET observation = '[1]'")
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("""UPDATE preferences SET observation = '{"scene": "x"}'""")
         with pytest.raises(PreferenceStoreError, match="record 1 has malformed observation"):
             store.records()
+        assert "record 1 has malformed observation" in store.integrity_check() or (
+            store.path is not None  # SQLite's integrity_check looks at pages, not JSON
+        )
 
 
 # -- version-1 files -------------------------------------------------------------------------
 def _table_info(conn: sqlite3.Connection) -> list[tuple]:
     return conn.execute("PRAGMA table_info(preferences)").fetchall()
+
+
+def _indexes(conn: sqlite3.Connection) -> list[tuple]:
+    return conn.execute("PRAGMA index_list(preferences)").fetchall()
+
+
+def _schema(store: PreferenceStore) -> list[tuple]:
+    with store.engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT sql FROM sqlite_master ORDER BY name")
+        return [tuple(r) for r in rows]
 
 
 def _v1_copy(tmp_path: Path) -> Path:
@@ -410,17 +573,18 @@ def test_v1_store_upgrades_in_place(tmp_path):
         new = make_pref(7, scene="headsq", observation=make_obs("headsq"))
         assert store.add(new) == 6
         assert store.records(scene="headsq")[-1] == replace(new, id=6)
-        schema = store._conn.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
+        schema = _schema(store)
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
-    with PreferenceStore(tmp_path / "fresh.sqlite") as fresh:  # same table as a new store
-        assert _table_info(conn) == _table_info(fresh._conn)
+    PreferenceStore(tmp_path / "fresh.sqlite").close()
+    fresh = sqlite3.connect(tmp_path / "fresh.sqlite")
+    assert _table_info(conn) == _table_info(fresh)  # the same table as a new store
+    assert [r[1:] for r in _indexes(conn)] == [r[1:] for r in _indexes(fresh)]
+    fresh.close()
     conn.close()
     with PreferenceStore(path) as store:  # reopening is a no-op
         assert store.schema_version == 2
-        assert store._conn.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall() == (
-            schema
-        )
+        assert _schema(store) == schema
         assert store.records()[:5] == got and store.records()[5] == replace(new, id=6)
 
 
@@ -436,25 +600,19 @@ def test_v1_jsonl_imports(tmp_path):
 
 UPGRADER = textwrap.dedent(
     """
-    import sqlite3, sys, time
-
-    connect = sqlite3.connect
-
-    def paused_connect(*args, **kwargs):
-        conn = connect(*args, **kwargs)
-
-        def trace(sql):
-            if sql.startswith("PRAGMA user_version = "):  # after ALTER TABLE, before commit
-                print("mid", flush=True)
-                time.sleep(60)
-
-        conn.set_trace_callback(trace)
-        return conn
-
-    sqlite3.connect = paused_connect
+    import sys, time
+    from sqlalchemy import event
     from tfgym.preferences import PreferenceStore
+    from tfgym.preferences.db import make_engine
 
-    PreferenceStore(sys.argv[1])
+    def trace(sql):
+        if sql.startswith("PRAGMA user_version = "):  # after ALTER TABLE, before commit
+            print("mid", flush=True)
+            time.sleep(60)
+
+    engine = make_engine(sys.argv[1])
+    event.listen(engine, "connect", lambda dbapi, record: dbapi.set_trace_callback(trace))
+    PreferenceStore(engine)
     print("done", flush=True)
     """
 )

@@ -15,7 +15,7 @@ __all__ = ["__version__"]
 try:
     __version__ = version("tfgym")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.4.0"
+    __version__ = "0.5.0"
 
 if "TransferFunction-v0" not in registry:
     register(

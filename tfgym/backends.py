@@ -12,7 +12,14 @@ envs -- so the core never imports the layers above it:
 |------------------|----------------------------------------------|-----------------------------|
 | ``oracle``       | ``tfgym.backends:OracleBackend``             | the synthetic oracle        |
 | ``reward_model`` | ``reward_models.backend:RewardModelBackend`` | a learned Bradley-Terry RM  |
-| ``human``        | --                                           | live human queue (not yet)  |
+| ``human``        | ``reward_models.human_backend:HumanBackend`` | the live human label queue: |
+|                  |                                              | ``mode="blocking"`` waits   |
+|                  |                                              | for answers, ``"async"``    |
+|                  |                                              | retrains an RM on them      |
+
+The ``human`` backend needs ``db=`` (the label queue's database); its blocking mode lives in
+the core (:mod:`tfgym.labeling.blocking`), its asynchronous mode needs a reward model
+(``path=``, a checkpoint) and so lives above the core.
 
 :func:`register_backend` adds more; any :class:`RewardBackend` instance can also be passed
 directly.
@@ -103,7 +110,10 @@ BACKENDS: dict[str, BackendSpec] = {
         "reward_models.backend:RewardModelBackend",
         "learned Bradley-Terry reward model (needs reward_model_path=)",
     ),
-    "human": BackendSpec(None, "live human labeling queue (not available yet)"),
+    "human": BackendSpec(
+        "reward_models.human_backend:HumanBackend",
+        "live human label queue (needs db=; mode='blocking' or 'async' with path=)",
+    ),
 }
 
 

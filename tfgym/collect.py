@@ -14,6 +14,10 @@ uniformly random polygons. Here the oracle stands in for the human:
 * :func:`collect_multi` does both for several scenes (e.g. the 12 train phantoms), with the
   options of a :class:`CollectConfig` (``tfgym collect`` is a thin command over it).
 
+For people instead of the oracle (``tfgym collect --labeler human --db URL``, labeler
+:data:`HUMAN`), :func:`tfgym.labeling.items.enqueue_multi` draws the same actions and pairs
+and queues them, rendered at display quality, for the labeling server.
+
 Example:
     >>> from tfgym.scoring import SceneScorer, ScoringSettings
     >>> scorer = SceneScorer("headsq", ScoringSettings(image_size=32, working_size=32))
@@ -44,14 +48,20 @@ from tfgym.scoring import SceneScorer, ScoringSettings
 from tfgym.transfer_function import TransferFunction
 
 __all__ = [
+    "HUMAN",
     "ActionSet",
     "CollectConfig",
+    "check_pairs",
     "collect_multi",
     "collect_preferences",
     "labeler_id",
     "paper_actions",
     "sample_pairs",
 ]
+
+HUMAN = "human"
+"""The labeler who is a person: comparisons are queued, not answered
+(:func:`tfgym.labeling.items.enqueue_multi`)."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +74,10 @@ class CollectConfig:
     pairs: int = field(default=4000, metadata={"help": "comparisons per scene"})
     labeler: str = field(
         default="noisy",
-        metadata={"help": "labeler preset", "choices": tuple(LABELER_PRESETS)},
+        metadata={
+            "help": "simulated labeler preset, or human (queue the comparisons for people)",
+            "choices": (*LABELER_PRESETS, HUMAN),
+        },
     )
     seed: int = field(default=0, metadata={"help": "random seed"})
     n_expert: int = field(default=10, metadata={"help": "expert actions per scene"})
@@ -82,7 +95,8 @@ class CollectConfig:
 
     def __post_init__(self) -> None:
         """Validate (fail before any work)."""
-        make_labeler(self.labeler)
+        if self.labeler != HUMAN:
+            make_labeler(self.labeler)
         if self.pairs < 1:
             raise ValueError(f"pairs must be at least 1, got {self.pairs}")
         if self.n_expert < 1 or self.n_shift < 0 or self.n_random < 0:
@@ -140,6 +154,24 @@ def sample_pairs(n_actions: int, n_pairs: int, rng: np.random.Generator) -> np.n
     return pairs.astype(np.int64)
 
 
+def check_pairs(pairs: np.ndarray | Sequence[Sequence[int]], n_actions: int) -> np.ndarray:
+    """Given pairs as int64 ``(k, 2)`` indices of two different actions among ``n_actions``.
+
+    Raises:
+        ValueError: not ``(k, 2)`` with ``k >= 1``, out of range, or a pair of one action.
+
+    Example:
+        >>> check_pairs([[0, 2], [1, 0]], 3).tolist()
+        [[0, 2], [1, 0]]
+    """
+    pairs = np.asarray(pairs, dtype=np.int64)
+    if pairs.ndim != 2 or pairs.shape[1] != 2 or len(pairs) == 0:
+        raise ValueError(f"pairs must be (k, 2) action indices, got shape {pairs.shape}")
+    if pairs.min() < 0 or pairs.max() >= n_actions or (pairs[:, 0] == pairs[:, 1]).any():
+        raise ValueError(f"pairs must index two different actions of {n_actions}")
+    return pairs
+
+
 def collect_preferences(
     scorer: SceneScorer,
     actions: ActionSet | np.ndarray,
@@ -195,11 +227,7 @@ def collect_preferences(
     if pairs is None:
         pairs = sample_pairs(len(acts), n_pairs, rng)
     else:
-        pairs = np.asarray(pairs, dtype=np.int64)
-        if pairs.ndim != 2 or pairs.shape[1] != 2 or len(pairs) == 0:
-            raise ValueError(f"pairs must be (k, 2) action indices, got shape {pairs.shape}")
-        if pairs.min() < 0 or pairs.max() >= len(acts) or (pairs[:, 0] == pairs[:, 1]).any():
-            raise ValueError(f"pairs must index two different actions of {len(acts)}")
+        pairs = check_pairs(pairs, len(acts))
     scores = scorer.oracle_scores(acts, chunk=64, progress=progress)
     s = scorer.settings
     ranges = scorer.scene.ranges
@@ -258,6 +286,11 @@ def collect_multi(
     from tqdm.auto import tqdm
 
     config = config or CollectConfig()
+    if config.labeler == HUMAN:
+        raise ValueError(
+            f"labeler {HUMAN!r} is a person: queue the comparisons with "
+            "tfgym.labeling.items.enqueue_multi, nothing answers them here"
+        )
     settings = settings or ScoringSettings()
     rng = np.random.default_rng(config.seed)
     out: list[Preference] = []

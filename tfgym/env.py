@@ -116,8 +116,11 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
     | color_scheme     | "bone"    | TF colour scheme (``transfer_function.COLOR_SCHEMES``)    |
     | target           | "bone"    | oracle target (:data:`tfgym.oracle.TARGETS`)              |
     | device           | "cpu"     | ``"cpu"`` kernel or a torch device (e.g. ``"cuda"``)      |
-    | reward_model_path| None      | checkpoint of the ``"reward_model"`` backend              |
+    | reward_model_path| None      | checkpoint of the ``"reward_model"`` backend (and of the  |
+    |                  |           | ``"human"`` backend's ``mode="async"``)                   |
     | reward_kwargs    | None      | further keyword arguments of a backend made by name       |
+    | **backend_options|           | more backend arguments, merged into ``reward_kwargs``     |
+    |                  |           | (e.g. ``db=``, ``mode=`` of ``"human"``)                  |
     | render_mode      | None      | ``"rgb_array"`` or ``"human"`` (a pyvista window)          |
 
     ## Version History
@@ -159,6 +162,7 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
         reward_model_path: str | None = None,
         reward_kwargs: dict[str, Any] | None = None,
         render_mode: str | None = None,
+        **backend_options: Any,
     ) -> None:
         """Validate arguments and build spaces; scenes load lazily at reset."""
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -178,9 +182,18 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
             device=device,
         )
         self.scene_pool = scene_pool(scenes)
-        if reward_model_path is not None and reward_backend != "reward_model":
-            raise ValueError("reward_model_path= is only used with reward_backend='reward_model'")
-        kwargs = dict(reward_kwargs or {})
+        if reward_model_path is not None and reward_backend not in ("reward_model", "human"):
+            raise ValueError(
+                "reward_model_path= is only used with reward_backend='reward_model' or 'human'"
+            )
+        twice = sorted(set(backend_options) & set(reward_kwargs or {}))
+        if twice:
+            raise ValueError(f"backend options given twice (also in reward_kwargs): {twice}")
+        if backend_options and not isinstance(reward_backend, str):
+            raise ValueError(
+                f"backend options {sorted(backend_options)} given with a backend instance"
+            )
+        kwargs = {**(reward_kwargs or {}), **backend_options}
         if reward_backend == "oracle":
             kwargs.setdefault("target", self.settings.tissues)
         elif reward_backend == "reward_model":
@@ -194,6 +207,10 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
             kwargs.setdefault("n_vertices", self.settings.n_vertices)
             kwargs.setdefault("device", device)
             kwargs.setdefault("working_size", self.settings.working_size)
+        elif reward_backend == "human":
+            kwargs.setdefault("settings", self.settings)  # how labelers see the actions
+            if reward_model_path:
+                kwargs["path"] = reward_model_path
         self.backend = make_backend(reward_backend, **kwargs)
         self.render_mode = render_mode
         self.action_space = spaces.Box(

@@ -7,6 +7,10 @@ Subcommands, one module per group::
     tfgym version
     tfgym demo --out runs/demo --budget 400        # demo.py: CEM on a few scenes, figures
     tfgym collect --scene phantom-00 --pairs 4000 --db prefs.sqlite   # collect.py
+    tfgym collect --labeler human --scene headsq --db labels.sqlite  # queue pairs for people
+    tfgym label --db labels.sqlite [--host 0.0.0.0 --token T]        # label.py: the web app
+    tfgym label-sim --url http://127.0.0.1:8000 --labelers 8         # prefs.py: simulated people
+    tfgym prefs export --db labels.sqlite --out labels.jsonl         # prefs.py
     tfgym train-rm --db prefs.sqlite --out rm.pt --variant mask        # rm.py
     tfgym eval-rm --model rm.pt --db prefs.sqlite --scene phantom-00   # rm.py
     tfgym train-agent --backend oracle --steps 200000 --out runs/ppo  # agents.py
@@ -30,7 +34,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from tfgym.cli import agents, collect, demo, rm, scenes
+from tfgym.cli import agents, collect, demo, label, prefs, rm, scenes
 from tfgym.cli.common import EXIT_USAGE, CliError, Command
 from tfgym.cli.options import cli_words
 
@@ -44,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Learn 2D transfer functions for CT volume rendering (Gymnasium env).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (scenes, demo, collect, rm, agents):
+    for module in (scenes, demo, collect, label, prefs, rm, agents):
         module.register(sub)
     return parser
 

@@ -1,7 +1,13 @@
-"""Preference records: one answer to "which of these two renderings is better?".
+"""Preference records: one answer to a comparison of two transfer functions, and its JSON form.
 
-A record names the observation it was labeled on (:class:`tfgym.observation.ObservationSettings`)
-so that a trainer rebuilds exactly that observation. Records convert to and from JSON objects
+A :class:`Preference` is one answer to "which of these two renderings is better?". The label
+queue's own values -- the comparisons it serves, its leases and its answers, each of which
+becomes preference records -- are in :mod:`tfgym.preferences.queue_types`; the validators
+they share (:func:`finite_number`, :func:`finite_floats`) are here.
+
+A preference record names the observation it was labeled on
+(:class:`tfgym.observation.ObservationSettings`) so that a trainer rebuilds exactly that
+observation. Preference records convert to and from JSON objects
 (the JSON Lines format of :class:`tfgym.preferences.PreferenceStore`):
 
 * version 2 (written now): the fields of :class:`Preference`, ``observation`` included (an
@@ -24,6 +30,8 @@ __all__ = [
     "RECORD_FORMAT",
     "SCHEMA_VERSION",
     "Preference",
+    "finite_floats",
+    "finite_number",
     "utc_now",
 ]
 
@@ -39,7 +47,25 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
-def _float_tuple(name: str, value: Any) -> tuple[float, ...]:
+def finite_number(name: str, value: Any) -> float:
+    """``value`` as a float, or ValueError naming ``name`` (bools and non-finite refused).
+
+    Example:
+        >>> finite_number("priority", 2)
+        2.0
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def finite_floats(name: str, value: Any) -> tuple[float, ...]:
+    """``value`` as a non-empty tuple of finite floats, or ValueError naming ``name``.
+
+    Example:
+        >>> finite_floats("action", [0, 0.5])
+        (0.0, 0.5)
+    """
     try:
         out = tuple(float(v) for v in value)
     except (TypeError, ValueError) as e:
@@ -106,8 +132,8 @@ class Preference:
             raise ValueError(f"scene must be a non-empty string, got {self.scene!r}")
         if not isinstance(self.labeler, str) or not self.labeler:
             raise ValueError(f"labeler must be a non-empty string, got {self.labeler!r}")
-        a = _float_tuple("action_a", self.action_a)
-        b = _float_tuple("action_b", self.action_b)
+        a = finite_floats("action_a", self.action_a)
+        b = finite_floats("action_b", self.action_b)
         if len(a) != len(b):
             raise ValueError(
                 f"action_a and action_b must have the same length, got {len(a)} and {len(b)}"

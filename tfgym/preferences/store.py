@@ -1,88 +1,37 @@
-"""The SQLite preference store (see :mod:`tfgym.preferences` for schema and durability)."""
+"""The SQL preference store (see :mod:`tfgym.preferences` for schema, durability, upgrades)."""
 
 from __future__ import annotations
 
 import json
 import os
-import sqlite3
-import threading
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from tfgym.observation import ObservationSettings
-from tfgym.preferences.record import SCHEMA_VERSION, Preference
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
 
-__all__ = ["STORE_FORMAT", "PreferenceStore", "PreferenceStoreError"]
+from tfgym.observation import ObservationSettings
+from tfgym.preferences.db import database_url, make_engine, transaction
+from tfgym.preferences.record import SCHEMA_VERSION, Preference
+from tfgym.preferences.schema import OBSERVATION_COLUMN, preferences, store_ddl, table_names
+
+__all__ = ["STORE_FORMAT", "PreferenceStore", "PreferenceStoreError", "insert_preferences"]
 
 STORE_FORMAT = "tfgym.PreferenceStore"
 
-# The observation column is last so that a new store and an upgraded version-1 store (where
-# ALTER TABLE appends it) have the same table.
-_OBSERVATION_COLUMN = (
-    "observation TEXT CHECK (observation IS NULL OR substr(observation, 1, 1) = '{')"
-)
-_SCHEMA = f"""
-CREATE TABLE meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE preferences (
-    id       INTEGER PRIMARY KEY AUTOINCREMENT,
-    scene    TEXT NOT NULL CHECK (length(scene) > 0),
-    action_a TEXT NOT NULL,  -- JSON array of floats
-    action_b TEXT NOT NULL,
-    mu       REAL NOT NULL CHECK (mu IN (0.0, 0.5, 1.0)),
-    labeler  TEXT NOT NULL CHECK (length(labeler) > 0),
-    created  TEXT NOT NULL,  -- ISO-8601, UTC
-    tf_a     TEXT,           -- JSON of TransferFunction.to_dict(), or NULL
-    tf_b     TEXT,
-    render_a TEXT,
-    render_b TEXT,
-    {_OBSERVATION_COLUMN}  -- JSON of ObservationSettings.to_dict(), or NULL
-);
-CREATE INDEX preferences_scene ON preferences (scene);
-CREATE INDEX preferences_labeler ON preferences (labeler);
-"""
-# Version-1 stores are upgraded to the current version by these statements, in one
-# transaction with the new user_version.
+# Stores of an older schema version are upgraded to the current version by these statements,
+# in one transaction with the new version number.
 _UPGRADES: dict[int, tuple[str, ...]] = {
-    1: (f"ALTER TABLE preferences ADD COLUMN {_OBSERVATION_COLUMN}",),
+    1: (f"ALTER TABLE preferences ADD COLUMN {OBSERVATION_COLUMN}",),
 }
-_COLUMNS = (
-    "scene",
-    "action_a",
-    "action_b",
-    "mu",
-    "labeler",
-    "created",
-    "tf_a",
-    "tf_b",
-    "render_a",
-    "render_b",
-    "observation",
-)
+_PG_LOCK = 7_310_001  # pg_advisory_xact_lock key: one process creates or upgrades at a time
 
 
 class PreferenceStoreError(ValueError):
     """A store or preference file that cannot be used: wrong format, version or content."""
-
-
-def _resolve_path(path: str | os.PathLike[str]) -> str:
-    """A filesystem path or ``":memory:"`` from a path or an ``sqlite://`` URL."""
-    text = os.fspath(path)
-    if "://" in text:
-        scheme, rest = text.split("://", 1)
-        if scheme != "sqlite":
-            raise PreferenceStoreError(
-                f"unsupported database URL {text!r}: only sqlite:///path URLs are supported"
-            )
-        # sqlite:///relative.db, sqlite:////absolute.db, sqlite:// or sqlite:///:memory:
-        text = rest[1:] if rest.startswith("/") else rest
-        if text in ("", ":memory:"):
-            return ":memory:"
-    return text
 
 
 def _dump(value: Any) -> str | None:
@@ -93,103 +42,160 @@ def _load(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+def _row(p: Preference) -> dict[str, Any]:
+    return {
+        "scene": p.scene,
+        "action_a": json.dumps(list(p.action_a)),
+        "action_b": json.dumps(list(p.action_b)),
+        "mu": p.mu,
+        "labeler": p.labeler,
+        "created": p.created,
+        "tf_a": _dump(p.tf_a),
+        "tf_b": _dump(p.tf_b),
+        "render_a": p.render_a,
+        "render_b": p.render_b,
+        "observation": None if p.observation is None else _dump(p.observation.to_dict()),
+    }
+
+
+def insert_preferences(conn: Connection, prefs: Sequence[Preference]) -> list[int]:
+    """Insert records on a connection inside the caller's transaction; returns the new ids.
+
+    The label queue uses this to write an answer's records in the answer's transaction.
+    """
+    if not prefs:
+        return []
+    stmt = sa.insert(preferences).returning(preferences.c.id, sort_by_parameter_order=True)
+    return [int(i) for i in conn.execute(stmt, [_row(p) for p in prefs]).scalars()]
+
+
 class PreferenceStore:
-    """Preference records in an SQLite file (see :mod:`tfgym.preferences`).
+    """Preference records in an SQL database: an SQLite file by default, or PostgreSQL.
 
     Opening a store of an older schema version upgrades it in place, in one transaction (a
     crash during the upgrade leaves the old, valid store). Records of a version-1 store read
-    back with ``observation=None``.
+    back with ``observation=None``. The store is safe to use from several threads.
 
     Args:
-        path: a file path (created with its schema and parent folders if missing),
-            ``"sqlite:///path"``, or ``":memory:"`` for a store that lives as long as the
-            object.
+        db: an SQLite file path (created with its schema and parent folders if missing),
+            ``"sqlite:///path"``, ``":memory:"`` for a store that lives as long as the object,
+            a PostgreSQL URL (``postgresql://user@host/database``; an empty database gets the
+            schema), or an engine from :func:`tfgym.preferences.db.make_engine` (shared, not
+            disposed by :meth:`close`).
         timeout: seconds to wait for another process's write lock before failing.
 
     Attributes:
-        path: the file path, or ``":memory:"``.
-        schema_version: the store's schema version on disk, after any upgrade
+        url: the database URL (SQLAlchemy form).
+        engine: the SQLAlchemy engine.
+        path: the SQLite file path, ``":memory:"``, or None for PostgreSQL.
+        schema_version: the store's schema version, after any upgrade
             (:data:`~tfgym.preferences.SCHEMA_VERSION`).
 
     Raises:
-        PreferenceStoreError: the file is not SQLite, not a preference store, or written by a
-            newer schema version; or the URL is not an sqlite URL.
+        PreferenceStoreError: the file is not SQLite, the database is not a preference store
+            or was written by a newer schema version, the database cannot be reached, or the
+            URL is not an SQLite or PostgreSQL URL.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
+    def __init__(self, db: str | os.PathLike[str] | Engine, *, timeout: float = 30.0) -> None:
         """Open (or create, or upgrade) the store."""
-        self.path = _resolve_path(path)
-        if self.path != ":memory:":
-            if Path(self.path).is_dir():
-                raise PreferenceStoreError(f"preference store path is a directory: {self.path}")
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
-        try:
-            self._conn = sqlite3.connect(
-                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
-            )
-        except sqlite3.Error as e:
-            raise PreferenceStoreError(f"cannot open preference store {self.path}: {e}") from e
+        if isinstance(db, Engine):
+            self.engine, self._owns_engine = db, False
+        else:
+            try:
+                self.engine = make_engine(database_url(db), timeout=timeout)
+            except ValueError as e:
+                raise PreferenceStoreError(f"cannot open preference store: {e}") from e
+            self._owns_engine = True
+        url = self.engine.url
+        self.url = url.render_as_string(hide_password=False)
+        self._sqlite = url.get_backend_name() == "sqlite"
+        self.path: str | None = (url.database or ":memory:") if self._sqlite else None
+        self._name = self.path or url.render_as_string(hide_password=True)
+        self._closed = False
         try:
             self.schema_version = self._init_schema()
         except BaseException:
-            self._conn.close()
+            self.close()
             raise
 
     def _init_schema(self) -> int:
         """Create, check and upgrade the schema in one transaction; returns the version."""
-        c = self._conn
         try:
-            if self.path != ":memory:":
-                c.execute("PRAGMA journal_mode=WAL")
-            c.execute("PRAGMA synchronous=FULL")
-            c.execute("BEGIN IMMEDIATE")
-            try:
-                version = int(c.execute("PRAGMA user_version").fetchone()[0])
-                tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master")}
+            with transaction(self.engine) as c:
+                if not self._sqlite:
+                    c.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
+                version = self._version(c)
+                tables = table_names(c)
                 if version == 0 and not tables:
-                    for statement in _SCHEMA.split(";"):
-                        if statement.strip():
-                            c.execute(statement)
-                    c.execute("INSERT INTO meta VALUES ('format', ?)", (STORE_FORMAT,))
+                    for statement in store_ddl(c.dialect.name):
+                        c.exec_driver_sql(statement)
+                    c.execute(
+                        sa.text("INSERT INTO meta (key, value) VALUES ('format', :f)"),
+                        {"f": STORE_FORMAT},
+                    )
                     version = SCHEMA_VERSION
-                    c.execute(f"PRAGMA user_version = {version}")
+                    self._set_version(c, version, new=True)
                 else:
-                    self._check_store(tables, version)
+                    self._check_store(c, tables, version)
                     while version < SCHEMA_VERSION:
                         for statement in _UPGRADES[version]:
-                            c.execute(statement)
+                            c.exec_driver_sql(statement)
                         version += 1
-                        c.execute(f"PRAGMA user_version = {version}")
-                c.execute("COMMIT")
-            except BaseException:
-                c.execute("ROLLBACK")
-                raise
-        except sqlite3.DatabaseError as e:
-            raise PreferenceStoreError(
-                f"{self.path} is not a usable SQLite preference store: {e}"
-            ) from e
+                        self._set_version(c, version)
+        except sa.exc.DBAPIError as e:
+            if self._sqlite:
+                msg = f"{self._name} is not a usable SQLite preference store: {e.orig}"
+            else:
+                msg = f"cannot open preference store {self._name}: {e.orig}"
+            raise PreferenceStoreError(msg) from e
         return version
 
-    def _check_store(self, tables: set[str], version: int) -> None:
-        """Refuse foreign SQLite files and unknown schema versions."""
+    def _version(self, c: Connection) -> int:
+        """SQLite's ``user_version``; on PostgreSQL the ``schema_version`` row of ``meta``."""
+        if self._sqlite:
+            return int(c.exec_driver_sql("PRAGMA user_version").scalar_one())
+        if "meta" not in table_names(c):
+            return 0
+        value = c.exec_driver_sql("SELECT value FROM meta WHERE key = 'schema_version'").scalar()
+        return int(value) if value is not None and value.isdigit() else 0
+
+    def _set_version(self, c: Connection, version: int, *, new: bool = False) -> None:
+        if self._sqlite:
+            c.exec_driver_sql(f"PRAGMA user_version = {int(version)}")
+        elif new:
+            c.execute(
+                sa.text("INSERT INTO meta (key, value) VALUES ('schema_version', :v)"),
+                {"v": str(version)},
+            )
+        else:
+            c.execute(
+                sa.text("UPDATE meta SET value = :v WHERE key = 'schema_version'"),
+                {"v": str(version)},
+            )
+
+    def _check_store(self, c: Connection, tables: set[str], version: int) -> None:
+        """Refuse foreign databases and unknown schema versions."""
         fmt = None
         if "meta" in tables:
-            row = self._conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
-            fmt = row[0] if row else None
+            fmt = c.exec_driver_sql("SELECT value FROM meta WHERE key = 'format'").scalar()
         if fmt != STORE_FORMAT:
-            raise PreferenceStoreError(
-                f"{self.path} is an SQLite file but not a tfgym preference store"
-            )
+            kind = "an SQLite file" if self._sqlite else "a database"
+            raise PreferenceStoreError(f"{self._name} is {kind} but not a tfgym preference store")
         if version > SCHEMA_VERSION:
             raise PreferenceStoreError(
-                f"{self.path} has preference store schema version {version}, newer than this "
+                f"{self._name} has preference store schema version {version}, newer than this "
                 f"tfgym supports ({SCHEMA_VERSION}); upgrade tfgym to read it"
             )
         if version not in _UPGRADES and version != SCHEMA_VERSION:
             raise PreferenceStoreError(
-                f"{self.path} has an unknown preference store schema version {version}"
+                f"{self._name} has an unknown preference store schema version {version}"
             )
+
+    def _tx(self, *, write: bool = True) -> AbstractContextManager[Connection]:
+        if self._closed:
+            raise PreferenceStoreError(f"preference store {self._name} is closed")
+        return transaction(self.engine, write=write)
 
     # -- writing -------------------------------------------------------------------------------
     def add(self, pref: Preference) -> int:
@@ -207,41 +213,15 @@ class PreferenceStore:
 
         Raises:
             TypeError: an item is not a :class:`~tfgym.preferences.Preference`.
+            sqlalchemy.exc.IntegrityError: a record breaks a table constraint (nothing is
+                stored).
         """
         items = list(prefs)
         for i, p in enumerate(items):
             if not isinstance(p, Preference):
                 raise TypeError(f"item {i} is a {type(p).__name__}, not a Preference")
-        rows = [self._row(p) for p in items]
-        placeholders = ", ".join("?" * len(_COLUMNS))
-        sql = f"INSERT INTO preferences ({', '.join(_COLUMNS)}) VALUES ({placeholders})"
-        ids: list[int] = []
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                for row in rows:
-                    ids.append(int(self._conn.execute(sql, row).lastrowid))  # type: ignore[arg-type]
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-        return ids
-
-    @staticmethod
-    def _row(p: Preference) -> tuple[Any, ...]:
-        return (
-            p.scene,
-            json.dumps(list(p.action_a)),
-            json.dumps(list(p.action_b)),
-            p.mu,
-            p.labeler,
-            p.created,
-            _dump(p.tf_a),
-            _dump(p.tf_b),
-            p.render_a,
-            p.render_b,
-            None if p.observation is None else _dump(p.observation.to_dict()),
-        )
+        with self._tx() as conn:
+            return insert_preferences(conn, items)
 
     # -- reading -------------------------------------------------------------------------------
     def records(self, scene: str | None = None, labeler: str | None = None) -> list[Preference]:
@@ -250,18 +230,13 @@ class PreferenceStore:
         Raises:
             PreferenceStoreError: a stored record's observation settings are malformed.
         """
-        where, params = [], []
+        stmt = sa.select(preferences).order_by(preferences.c.id)
         if scene is not None:
-            where.append("scene = ?")
-            params.append(scene)
+            stmt = stmt.where(preferences.c.scene == scene)
         if labeler is not None:
-            where.append("labeler = ?")
-            params.append(labeler)
-        sql = f"SELECT id, {', '.join(_COLUMNS)} FROM preferences"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        with self._lock:
-            rows = self._conn.execute(sql + " ORDER BY id", params).fetchall()
+            stmt = stmt.where(preferences.c.labeler == labeler)
+        with self._tx(write=False) as conn:
+            rows = conn.execute(stmt).all()
         return [self._record(r) for r in rows]
 
     def _record(self, row: Sequence[Any]) -> Preference:
@@ -270,7 +245,7 @@ class PreferenceStore:
             observation = None if obs is None else ObservationSettings.from_dict(_load(obs))
         except ValueError as e:  # JSONDecodeError is a ValueError
             raise PreferenceStoreError(
-                f"{self.path}: record {pid} has malformed observation settings: {e}"
+                f"{self._name}: record {pid} has malformed observation settings: {e}"
             ) from e
         return Preference(
             scene=scene,
@@ -293,19 +268,29 @@ class PreferenceStore:
 
     def __len__(self) -> int:
         """The number of records."""
-        with self._lock:
-            return int(self._conn.execute("SELECT COUNT(*) FROM preferences").fetchone()[0])
+        with self._tx(write=False) as conn:
+            return int(conn.exec_driver_sql("SELECT COUNT(*) FROM preferences").scalar_one())
 
     def scenes(self) -> list[str]:
         """The distinct scenes with records, sorted."""
-        with self._lock:
-            rows = self._conn.execute("SELECT DISTINCT scene FROM preferences ORDER BY scene")
-            return [r[0] for r in rows]
+        with self._tx(write=False) as conn:
+            rows = conn.exec_driver_sql("SELECT DISTINCT scene FROM preferences ORDER BY scene")
+            return sorted(r[0] for r in rows)  # the same order on every database collation
 
     def integrity_check(self) -> str:
-        """SQLite's ``PRAGMA integrity_check`` result (``"ok"`` for a sound file)."""
-        with self._lock:
-            return str(self._conn.execute("PRAGMA integrity_check").fetchone()[0])
+        """``"ok"`` for a sound database, else what is wrong.
+
+        SQLite: ``PRAGMA integrity_check``. PostgreSQL checks its own pages; there every
+        record is read and parsed instead.
+        """
+        with self._tx(write=False) as conn:
+            if self._sqlite:
+                return str(conn.exec_driver_sql("PRAGMA integrity_check").scalar_one())
+        try:
+            self.records()
+        except (PreferenceStoreError, ValueError, TypeError) as e:
+            return str(e)
+        return "ok"
 
     # -- exchange ------------------------------------------------------------------------------
     def export_jsonl(
@@ -369,9 +354,11 @@ class PreferenceStore:
 
     # -- lifetime ------------------------------------------------------------------------------
     def close(self) -> None:
-        """Close the connection (idempotent)."""
-        with self._lock:
-            self._conn.close()
+        """Close the store (idempotent); an engine it made is disposed (its connections closed)."""
+        if not self._closed:
+            self._closed = True
+            if self._owns_engine:
+                self.engine.dispose()
 
     def __enter__(self) -> PreferenceStore:
         return self
@@ -380,4 +367,4 @@ class PreferenceStore:
         self.close()
 
     def __repr__(self) -> str:
-        return f"PreferenceStore({self.path!r})"
+        return f"PreferenceStore({self._name!r})"
