@@ -244,3 +244,16 @@ def test_ranking_page_orders_four_by_keys(driver, served):
     assert stored.labeler == "dr-d" and stored.answer == "rank"
     assert [stored.keys[i] for i in stored.order] == [keys[p] for p in (2, 0, 1, 3)]
     assert len(queue.store.records(labeler="dr-d")) == 6
+
+
+def test_ranking_page_skips_by_key(driver, served):
+    queue, url = served
+    queue.enqueue([ComparisonRequest("headsq", tuple(item(60 + n) for n in range(4)))])
+    driver.get(f"{url}/rank?labeler=dr-e")
+    wait_for(driver, lambda d: body_data(d, "state") == "task", "the ranking")
+    press(driver, "s")
+    wait_for(driver, lambda d: body_data(d, "saved") == "1", "the skip saved")
+    (stored,) = queue.answers()
+    assert stored.labeler == "dr-e" and stored.answer == "skip" and stored.mu is None
+    assert queue.store.records(labeler="dr-e") == []
+    wait_for(driver, lambda d: body_data(d, "state") == "empty", "nothing left to rank")

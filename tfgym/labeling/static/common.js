@@ -148,11 +148,66 @@ window.TFGYM = (() => {
     return t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.isContentEditable);
   }
 
+  /* The task loader of a page: next() asks for this labeler's next task of `kind` and hands
+     it to onLease, or shows the waiting state and asks again every pollMs. */
+  function taskLoader(kind, what, onLease) {
+    let timer = null;
+    const later = (ms) => { clearTimeout(timer); timer = setTimeout(next, ms); };
+    async function next() {
+      clearTimeout(timer);
+      let r;
+      try {
+        r = await api("GET", `/api/next?kind=${kind}&labeler=${encodeURIComponent(name)}`);
+      } catch (e) {
+        toast("No connection to the server; retrying…", "error");
+        later(pollMs);
+        return;
+      }
+      if (r.status === 204) {
+        show("empty");
+        $("scene").textContent = "";
+        refreshCounts();
+        later(pollMs);
+        return;
+      }
+      if (r.status !== 200) {
+        toast(`Could not load a ${what}: ${detail(r)}`, "error");
+        later(2 * pollMs);
+        return;
+      }
+      await onLease(r.json);
+    }
+    return next;
+  }
+
+  /* Post an answer; resolves to "saved", "stale" (gone or not ours: load a fresh task) or
+     "failed" (not saved: the labeler may answer again). */
+  async function postAnswer(payload, message, what) {
+    let r;
+    try {
+      r = await api("POST", "/api/answer", { labeler: name, ...payload });
+    } catch (e) {
+      toast("Not saved: no connection to the server. Answer again.", "error");
+      return "failed";
+    }
+    if (r.status === 200) {
+      toast(`✓ Saved: ${message}`, "ok");
+      saved();
+      return "saved";
+    }
+    if (r.status === 404 || r.status === 409) {
+      toast(`Not saved: ${detail(r)}. Here is a fresh ${what}.`, "warn");
+      return "stale";
+    }
+    toast(`Not saved: ${detail(r)}`, "error");
+    return "failed";
+  }
+
   /* Ask for the labeler, then run start(); keep counts fresh. */
   function start(run) {
     identify(() => { loadDone(); run(); });
   }
 
   return { $, api, detail, toast, show, fillViews, saved, refreshCounts, typing, start,
-           pollMs, name: () => name };
+           taskLoader, postAnswer, pollMs, name: () => name };
 })();

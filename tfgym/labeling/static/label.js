@@ -11,38 +11,13 @@
   let lease = null;
   let shownAt = 0;
   let busy = true;
-  let timer = null;
 
-  function later(ms) {
-    clearTimeout(timer);
-    timer = setTimeout(next, ms);
-  }
+  const load = T.taskLoader("pair", "pair", showLease);
 
-  async function next() {
-    clearTimeout(timer);
+  function next() {
     lease = null;
     busy = true;
-    let r;
-    try {
-      r = await T.api("GET", `/api/next?kind=pair&labeler=${encodeURIComponent(T.name())}`);
-    } catch (e) {
-      T.toast("No connection to the server; retrying…", "error");
-      later(T.pollMs);
-      return;
-    }
-    if (r.status === 204) {
-      T.show("empty");
-      T.$("scene").textContent = "";
-      T.refreshCounts();
-      later(T.pollMs);
-      return;
-    }
-    if (r.status !== 200) {
-      T.toast(`Could not load a pair: ${T.detail(r)}`, "error");
-      later(2 * T.pollMs);
-      return;
-    }
-    await showLease(r.json);
+    return load();
   }
 
   async function showLease(data) {
@@ -65,27 +40,13 @@
     const button = task.querySelector(`button[data-answer="${word}"]`);
     if (button) button.classList.add("pressed");
     const leadTime = Math.round(performance.now() - shownAt) / 1000;
-    let r;
-    try {
-      r = await T.api("POST", "/api/answer", { pair_id: lease.pair_id, labeler: T.name(),
-                                               answer: word, lead_time_s: leadTime });
-    } catch (e) {
-      T.toast("Not saved: no connection to the server. Answer again.", "error");
+    const payload = { pair_id: lease.pair_id, answer: word, lead_time_s: leadTime };
+    const outcome = await T.postAnswer(payload, WORDS[word], "pair");
+    if (outcome === "failed") {
       if (button) button.classList.remove("pressed");
       busy = false;
-      return;
-    }
-    if (r.status === 200) {
-      T.toast(`✓ Saved: ${WORDS[word]}`, "ok");
-      T.saved();
-      next();
-    } else if (r.status === 404 || r.status === 409) {
-      T.toast(`Not saved: ${T.detail(r)}. Here is a fresh pair.`, "warn");
-      next();
     } else {
-      T.toast(`Not saved: ${T.detail(r)}`, "error");
-      if (button) button.classList.remove("pressed");
-      busy = false;
+      next();
     }
   }
 

@@ -10,12 +10,6 @@
   let order = [];
   let shownAt = 0;
   let busy = true;
-  let timer = null;
-
-  function later(ms) {
-    clearTimeout(timer);
-    timer = setTimeout(next, ms);
-  }
 
   function draw() {
     cards.forEach((card, position) => {
@@ -43,31 +37,7 @@
     draw();
   }
 
-  async function next() {
-    clearTimeout(timer);
-    lease = null;
-    busy = true;
-    let r;
-    try {
-      r = await T.api("GET", `/api/next?kind=rank&labeler=${encodeURIComponent(T.name())}`);
-    } catch (e) {
-      T.toast("No connection to the server; retrying…", "error");
-      later(T.pollMs);
-      return;
-    }
-    if (r.status === 204) {
-      T.show("empty");
-      T.$("scene").textContent = "";
-      T.refreshCounts();
-      later(T.pollMs);
-      return;
-    }
-    if (r.status !== 200) {
-      T.toast(`Could not load a ranking: ${T.detail(r)}`, "error");
-      later(2 * T.pollMs);
-      return;
-    }
-    const data = r.json;
+  async function showLease(data) {
     await Promise.all(data.items.map((item) => T.fillViews(cards[item.position], item.views)));
     task.dataset.pairId = String(data.pair_id);
     T.$("scene").textContent = data.scene;
@@ -80,30 +50,22 @@
     T.refreshCounts();
   }
 
+  const load = T.taskLoader("rank", "ranking", showLease);
+
+  function next() {
+    lease = null;
+    busy = true;
+    return load();
+  }
+
   async function send(payload, message) {  // payload: {order} or {answer: "skip"}
     if (!lease || busy) return;
     busy = true;
     const leadTime = Math.round(performance.now() - shownAt) / 1000;
-    let r;
-    try {
-      r = await T.api("POST", "/api/answer", { pair_id: lease.pair_id, labeler: T.name(),
-                                               lead_time_s: leadTime, ...payload });
-    } catch (e) {
-      T.toast("Not saved: no connection to the server. Try again.", "error");
-      busy = false;
-      return;
-    }
-    if (r.status === 200) {
-      T.toast(`✓ Saved: ${message}`, "ok");
-      T.saved();
-      next();
-    } else if (r.status === 404 || r.status === 409) {
-      T.toast(`Not saved: ${T.detail(r)}. Here is a fresh ranking.`, "warn");
-      next();
-    } else {
-      T.toast(`Not saved: ${T.detail(r)}`, "error");
-      busy = false;
-    }
+    const outcome = await T.postAnswer({ pair_id: lease.pair_id, lead_time_s: leadTime,
+                                         ...payload }, message, "ranking");
+    if (outcome === "failed") busy = false;
+    else next();
   }
 
   function skip() {
