@@ -185,13 +185,7 @@ def part_ppo(args: argparse.Namespace, ctx: dict[str, Any], sft: bool) -> dict[s
         print(
             f"[{name}] seed {seed}: {out['seeds'][seed]['heldout_ratio']:.3f} of best", flush=True
         )
-    ratios = [s["heldout_ratio"] for s in out["seeds"].values()]
-    gaps = [s["heldout_gap_closed"] for s in out["seeds"].values()]
-    out["mean_heldout_ratio"] = float(np.mean(ratios))
-    out["mean_gap_closed"] = float(np.mean(gaps))
-    if not sft:
-        out["goal"] = "PASS" if np.mean(ratios) >= 0.9 and np.mean(gaps) >= 0.5 else "FAIL"
-    return out
+    return _summary(out, sft)
 
 
 def part_pipeline(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
@@ -300,22 +294,57 @@ def _plot(results: dict[str, Any], path: Path) -> None:
 
     fig = Figure(figsize=(7.5, 4.2), dpi=110, layout="constrained")
     ax = fig.subplots()
-    styles = {"ppo": ("tab:blue", "PPO"), "sft": ("tab:orange", "SFT + PPO")}
-    for part, (color, label) in styles.items():
-        for i, run in enumerate(results.get(part, {}).get("seeds", {}).values()):
+    styles = {
+        "ppo": ("tab:blue", "-", "PPO"),
+        "ppo_train_only": ("tab:cyan", "--", "PPO"),
+        "ppo_train_only_150k": ("tab:purple", ":", "PPO"),
+        "sft": ("tab:orange", "-", "SFT + PPO"),
+    }
+    for part, (color, ls, name) in styles.items():
+        runs = results.get(part, {})
+        scenes = runs.get("scenes", "train").replace(",phantom-10000+512", " + 512 phantoms")
+        label = f"{name} ({scenes}, {runs.get('steps', 0) // 1000}k steps)"
+        for i, run in enumerate(runs.get("seeds", {}).values()):
             t, r = zip(*run["curve"], strict=True) if run["curve"] else ((), ())
-            ax.plot(t, r, color=color, alpha=0.8, label=label if i == 0 else None)
+            ax.plot(t, r, color=color, ls=ls, alpha=0.8, label=label if i == 0 else None)
     nature = results.get("extractor", {}).get("nature")
     if nature and nature["curve"]:
         t, r = zip(*nature["curve"], strict=True)
         ax.plot(t, r, color="tab:green", alpha=0.8, label="PPO, NatureCNN")
     ax.axhline(0.8, color="grey", ls=":", lw=1)
     ax.axhline(0.9, color="grey", ls="--", lw=1)
-    ax.set_xlabel("env steps (oracle reward, train scenes)")
+    ax.set_xlabel("env steps (oracle reward)")
     ax.set_ylabel("held-out score / per-scene best")
     ax.set_title("Deterministic policy on the 16 held-out phantoms", fontsize=10)
     ax.legend()
     fig.savefig(path)
+
+
+def _summary(out: dict[str, Any], sft: bool) -> dict[str, Any]:
+    """The means over seeds (and the goal of the ppo part) of a ppo/sft part."""
+    ratios = [s["heldout_ratio"] for s in out["seeds"].values()]
+    gaps = [s["heldout_gap_closed"] for s in out["seeds"].values()]
+    out["mean_heldout_ratio"] = float(np.mean(ratios))
+    out["mean_gap_closed"] = float(np.mean(gaps))
+    if not sft:
+        out["goal"] = "PASS" if np.mean(ratios) >= 0.9 and np.mean(gaps) >= 0.5 else "FAIL"
+    return out
+
+
+def _merge_part(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """Seeds of the same ppo/sft part (same steps and scenes) run apart join; else replace."""
+    same = (
+        old is not None
+        and "seeds" in old
+        and "seeds" in new
+        and "steps" in new
+        and all(old.get(k) == new.get(k) for k in ("steps", "scenes"))
+        and not any(s in old["seeds"] for s in new["seeds"])
+    )
+    if not same or old is None:
+        return new
+    joined = {**old, "seeds": dict(sorted({**old["seeds"], **new["seeds"]}.items()))}
+    return _summary(joined, sft="goal" not in new)
 
 
 def main() -> None:
@@ -349,7 +378,8 @@ def main() -> None:
         merged: dict[str, Any] = {}
         for path in args.merge:
             data = json.loads(path.read_text())
-            merged.update(data["results"])
+            for part, value in data["results"].items():
+                merged[part] = _merge_part(merged.get(part), value)
         data["results"] = merged
         args.out.write_text(json.dumps(data, indent=2))
         _plot(merged, args.out.with_name(args.out.stem + "_curves.png"))

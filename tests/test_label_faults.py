@@ -17,7 +17,8 @@ clients retry. At the end:
   by the simulated labelers after the expiry;
 * every comparison is answered: nothing is lost.
 
-The default run uses 4 labelers x 50 answers; the issue's 8 x 250 is marked slow.
+The issue's scale, 8 labelers x 250 answers, on SQLite and on PostgreSQL (about 30 s each on
+the 2-core development CPU).
 """
 
 from __future__ import annotations
@@ -229,14 +230,7 @@ def check_after_kill(db_url: str, report: SimReport, ghosts: dict, labelers: int
         assert answered[comparison].created >= expires
 
 
-@pytest.mark.parametrize(("labelers", "answers"), [(4, 50)], ids=["4x50"])
-def test_kill_9_mid_run_loses_nothing(db_url, items, scores, labelers, answers):
-    report, ghosts, _ = run_with_kill(db_url, items, scores, labelers, answers)
-    check_after_kill(db_url, report, ghosts, labelers, answers)
-
-
-@pytest.mark.slow
 @pytest.mark.parametrize(("labelers", "answers"), [(8, 250)], ids=["8x250"])
-def test_kill_9_mid_run_loses_nothing_at_scale(db_url, items, scores, labelers, answers):
+def test_kill_9_mid_run_loses_nothing(db_url, items, scores, labelers, answers):
     report, ghosts, _ = run_with_kill(db_url, items, scores, labelers, answers)
     check_after_kill(db_url, report, ghosts, labelers, answers)
