@@ -116,6 +116,10 @@ class Args:
     """Measure ``gym.make_vec`` same-step vs next-step autoreset."""
     torch_threads: int | None = None
     """torch CPU threads for the whole run (None: torch's default); recorded in the JSON."""
+    many_scenes: str = "train,phantom-10000+128"
+    """Scenes of the many-scenes measurement (more than an env's 64 scorers; "" skips it)."""
+    many_envs: int = 8
+    """Envs of the SB3 ``DummyVecEnv`` of the many-scenes measurement (as PPO trains)."""
 
 
 @dataclass
@@ -479,6 +483,53 @@ def vector_autoreset(args: Args) -> dict[str, Any]:
     return {"n_envs": args.n_envs, "results": rows, "ratio": rows[1]["ratio"]}
 
 
+def many_scenes(args: Args) -> dict[str, Any]:
+    """Many scenes in one process: renderers shared across scorers and envs vs private ones.
+
+    8 envs of a ``DummyVecEnv`` (as PPO trains) over more scenes than an env keeps scorers:
+    with the shared :data:`tfgym.scoring.RENDERER_CACHE` (default) a scene's renderer is built
+    once per process; with the cache off (budget 0, the alternative) every new scorer builds
+    its own, as before tfgym 0.5.0.
+    """
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from tfgym.env import TransferFunctionEnv
+    from tfgym.scene import load_scene, resolve_scenes
+    from tfgym.scoring import RENDERER_CACHE, ScoringSettings, shared_renderer
+
+    names = list(resolve_scenes([n for n in args.many_scenes.split(",") if n]))
+    s = ScoringSettings()
+    budget = RENDERER_CACHE.max_bytes
+    for name in tqdm(names, desc="many scenes: load", unit="scene"):  # scene cache warm
+        scene = load_scene(name)
+        shared_renderer(
+            scene, image_size=s.image_size, view=s.view, shading=s.shading, device=s.device
+        )
+
+    def stepper(shared: bool) -> Stepper:
+        venv = DummyVecEnv(
+            [functools.partial(TransferFunctionEnv, names) for _ in range(args.many_envs)]
+        )
+        venv.seed(args.seed)
+        venv.reset()
+        actions = _actions(args, venv.action_space.shape[0], args.many_envs)
+
+        def step() -> int:
+            RENDERER_CACHE.max_bytes = budget if shared else 0
+            venv.step(next(actions))
+            return args.many_envs
+
+        name = "shared renderers" if shared else "private renderers"
+        return Stepper(name, 1, None if not shared else "private renderers", step, venv.close)
+
+    steppers = timed([lambda: stepper(False), lambda: stepper(True)], args, "many scenes")
+    RENDERER_CACHE.max_bytes = budget
+    print(f"\n{len(names)} scenes, {args.many_envs} envs in a DummyVecEnv (one process)")
+    rows = summarize(steppers)
+    return {"scenes": len(names), "n_envs": args.many_envs, "results": rows,
+            "ratio": rows[1]["ratio"]}  # fmt: skip
+
+
 def main(args: Args) -> dict[str, Any]:
     import gymnasium as gym
     import torch
@@ -516,6 +567,8 @@ def main(args: Args) -> dict[str, Any]:
         record["reward_backends"] = reward_backends(args)
     if args.vector_autoreset:
         record["vector_autoreset"] = vector_autoreset(args)
+    if args.many_scenes:
+        record["many_scenes"] = many_scenes(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2))
     print(f"wrote {args.out}")

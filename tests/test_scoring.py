@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -86,3 +87,35 @@ def test_a_step_scores_in_well_under_a_millisecond_of_oracle_time(size) -> None:
             oracle.evaluate(batch.renderings, scene)
         times.append((time.perf_counter() - start) / 20)
     assert min(times) < 2e-3  # about 0.1 ms on an idle core; generous for busy machines
+
+
+def test_scorers_of_a_scene_share_one_renderer_and_fresh_scenes_keep_theirs():
+    from tfgym.env import TransferFunctionEnv
+    from tfgym.scoring import RENDERER_CACHE
+
+    settings = ScoringSettings(image_size=16, working_size=24)
+    a, b = SceneScorer("headsq", settings), SceneScorer("headsq", settings)
+    assert a.renderer is b.renderer  # built once per process and settings
+    other = SceneScorer("headsq", dataclasses.replace(settings, view="side"))
+    assert other.renderer is not a.renderer and other.renderer.view == "side"
+    private = SceneScorer("headsq", settings, share_renderer=False)
+    assert private.renderer is not a.renderer
+    actions = np.array([[0.2, -1, 1, -1, 1, 1, 0.2, 1]])
+    np.testing.assert_array_equal(private.score(actions).rewards, a.score(actions).rewards)
+    # two envs over the same scenes share renderers; a fresh procedural scene is not cached
+    envs = [TransferFunctionEnv("headsq", image_size=16, working_size=24) for _ in range(2)]
+    for env in envs:
+        env.reset(seed=0)
+    assert envs[0]._scorers["headsq"].renderer is envs[1]._scorers["headsq"].renderer
+    before = len(RENDERER_CACHE)
+    fresh = TransferFunctionEnv("procedural", image_size=16, working_size=24)
+    fresh.reset(seed=0)
+    assert len(RENDERER_CACHE) == before
+    # with the cache off (budget 0), scorers build private renderers as before
+    budget = RENDERER_CACHE.max_bytes
+    try:
+        RENDERER_CACHE.max_bytes = 0
+        c, d = SceneScorer("headsq", settings), SceneScorer("headsq", settings)
+        assert c.renderer is not d.renderer and len(RENDERER_CACHE) == 0
+    finally:
+        RENDERER_CACHE.max_bytes = budget

@@ -264,7 +264,9 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
         scene = load_scene(
             name, working_size=s.working_size, histogram_bins=s.histogram_bins, cache=not fresh
         )
-        scorer = self._scorers[name] = SceneScorer(scene, s, backend=self.backend)
+        scorer = self._scorers[name] = SceneScorer(
+            scene, s, backend=self.backend, share_renderer=not fresh
+        )
         if len(self._scorers) > MAX_SCORERS:
             self._scorers.popitem(last=False)
         return scorer
