@@ -35,6 +35,7 @@ from tfgym.scene import (
     scene_nbytes,
     scene_pool,
 )
+from tfgym.scoring import RENDERER_CACHE
 
 SIZE = 24  # small phantoms: the cache's mechanics do not depend on the size
 
@@ -479,7 +480,8 @@ def test_env_scorers_are_bounded_and_release_their_scenes(monkeypatch):
         env.reset(options={"scene": f"phantom-{seed}"})
         env.step(env.action_space.sample())
     assert list(env._scorers) == ["phantom-20001", "phantom-20002"]
-    SCENE_CACHE.clear()  # named scenes were also kept process-wide
+    SCENE_CACHE.clear()  # named scenes were also kept process-wide, and their renderers
+    RENDERER_CACHE.clear()
     gc.collect()
     assert first() is None  # and with it every per-scene cache (weak keys)
     for _ in range(3):  # fresh draws never enter the process scene cache

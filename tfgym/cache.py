@@ -66,6 +66,7 @@ __all__ = [
     "cache_info",
     "cached_phantom",
     "clear_cache",
+    "env_budget_bytes",
     "generator_version",
     "phantom_cache_path",
     "warm_phantoms",
@@ -241,6 +242,26 @@ def _write_entry(path: Path, volume: Volume, seed: int, size: int) -> None:
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+def env_budget_bytes(name: str, default_mb: float) -> int:
+    """A memory budget in bytes from the environment variable ``name`` (MiB), else the default.
+
+    Raises:
+        ValueError: a value that is not a number of MiB >= 0.
+
+    Example:
+        >>> env_budget_bytes("TFGYM_NO_SUCH_BUDGET", 1.5)
+        1572864
+    """
+    value = os.environ.get(name, "").strip()
+    try:
+        mb = float(value) if value else float(default_mb)
+    except ValueError:
+        mb = -1.0
+    if not mb >= 0:
+        raise ValueError(f"{name} must be a number of MiB >= 0, got {value!r}")
+    return int(mb * 2**20)
 
 
 def _max_bytes() -> int:

@@ -31,14 +31,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from tfgym.cache import ByteLRU, cached_phantom
+from tfgym.cache import ByteLRU, cached_phantom, env_budget_bytes
 from tfgym.histogram import (
     HistogramRanges,
     bin_indices,
@@ -325,19 +324,8 @@ def scene_nbytes(scene: Scene) -> int:
     return sum(a.nbytes for a in unique.values())
 
 
-def _scene_cache_budget() -> int:
-    value = os.environ.get(SCENE_CACHE_MB_ENV, "").strip()
-    try:
-        mb = float(value) if value else DEFAULT_SCENE_CACHE_MB
-    except ValueError:
-        mb = -1.0
-    if not mb >= 0:
-        raise ValueError(f"{SCENE_CACHE_MB_ENV} must be a number of MiB >= 0, got {value!r}")
-    return int(mb * 2**20)
-
-
 SCENE_CACHE: ByteLRU[tuple[str, int, int, int], Scene] = ByteLRU(
-    _scene_cache_budget(), scene_nbytes
+    env_budget_bytes(SCENE_CACHE_MB_ENV, DEFAULT_SCENE_CACHE_MB), scene_nbytes
 )
 """The process's built scenes, least recently used first out past ``max_bytes``."""
 

@@ -10,9 +10,10 @@ rendered and judged (polygon size, histogram bins, working size, camera, TF look
 target, device); the env's constructor arguments of the same names fill it.
 
 Renderers are shared: a scene's :class:`~tfgym.renderer.Renderer` (its view-ordered volume,
-about 0.75 MiB at the default 64-voxel working size) is built once per process and settings
-and kept in :data:`RENDERER_CACHE`, least recently used out past ``$TFGYM_RENDERER_CACHE_MB``
-MiB (default 1024), so scorers of the same scene -- the envs of a vector env, an env that
+about 0.75 MiB at the default 64-voxel working size, and the scene it keeps alive, about
+2.7 MiB more) is built once per process and settings and kept in :data:`RENDERER_CACHE`,
+least recently used out past ``$TFGYM_RENDERER_CACHE_MB`` MiB (default 2048, about 600
+scenes), so scorers of the same scene -- the envs of a vector env, an env that
 meets a scene again after its own scorer cache dropped it -- do not build it again (11 ms on
 the development CPU against a 3 ms step). ``SceneScorer(..., share_renderer=False)`` builds
 a private one (the env does so for fresh scenes of the ``"procedural"`` pool).
@@ -29,7 +30,6 @@ Example:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,11 +37,11 @@ from typing import Any
 import numpy as np
 
 from tfgym.backends import OracleBackend, RewardBackend
-from tfgym.cache import ByteLRU
+from tfgym.cache import ByteLRU, env_budget_bytes
 from tfgym.oracle.plausibility import target_plausibility
 from tfgym.oracle.score import Oracle, resolve_target
 from tfgym.renderer import RenderBatch, Renderer, check_device, view_geometry
-from tfgym.scene import DEFAULT_WORKING_SIZE, Scene, load_scene
+from tfgym.scene import DEFAULT_WORKING_SIZE, Scene, load_scene, scene_nbytes
 from tfgym.transfer_function import (
     COLOR_SCHEMES,
     TransferFunction,
@@ -54,28 +54,21 @@ __all__ = ["RENDERER_CACHE", "SceneScorer", "ScoreBatch", "ScoringSettings", "sh
 
 ORACLE_CHUNK = 512  # actions rendered per call by SceneScorer.oracle_scores
 RENDERER_CACHE_MB_ENV = "TFGYM_RENDERER_CACHE_MB"
-DEFAULT_RENDERER_CACHE_MB = 1024
+DEFAULT_RENDERER_CACHE_MB = 2048
 
 
 def _renderer_nbytes(renderer: Renderer) -> int:
-    """Bytes of a renderer's own arrays (its scene is counted by the scene cache)."""
+    """Bytes a cached renderer keeps alive: its own arrays and its scene's.
+
+    The scene is counted too (also if the scene cache holds it): a cached renderer keeps its
+    scene alive after the scene cache dropped it, so the budget bounds both.
+    """
     arrays = {id(v): v for v in vars(renderer).values() if isinstance(v, np.ndarray)}
-    return sum(a.nbytes for a in arrays.values())
-
-
-def _renderer_cache_budget() -> int:
-    value = os.environ.get(RENDERER_CACHE_MB_ENV, "").strip()
-    try:
-        mb = float(value) if value else DEFAULT_RENDERER_CACHE_MB
-    except ValueError:
-        mb = -1.0
-    if not mb >= 0:
-        raise ValueError(f"{RENDERER_CACHE_MB_ENV} must be a number of MiB >= 0, got {value!r}")
-    return int(mb * 2**20)
+    return sum(a.nbytes for a in arrays.values()) + scene_nbytes(renderer.scene)
 
 
 RENDERER_CACHE: ByteLRU[tuple[Any, ...], Renderer] = ByteLRU(
-    _renderer_cache_budget(), _renderer_nbytes
+    env_budget_bytes(RENDERER_CACHE_MB_ENV, DEFAULT_RENDERER_CACHE_MB), _renderer_nbytes
 )
 """The process's renderers by (scene object, image size, view, shading, device)."""
 
