@@ -12,9 +12,10 @@
 * :mod:`reward_models.metrics`, :mod:`reward_models.figures`, :mod:`reward_models.evaluate`
   -- evaluation against the oracle;
 * :mod:`reward_models.backend` -- the env's ``"reward_model"`` reward backend;
-* :mod:`reward_models.human_backend` -- the ``"human"`` reward backend (blocking and async);
-  :mod:`reward_models.finetune` (fine-tuning on new answers) and
-  :mod:`reward_models.query_selection` (which pairs to ask people).
+* :mod:`reward_models.human_backend` -- the ``"human"`` reward backend (blocking and async;
+  the async mode in :mod:`reward_models.human_async`); :mod:`reward_models.finetune`
+  (fine-tuning on new answers) and :mod:`reward_models.query_selection` (which pairs to ask
+  people).
 
 Names are imported from their modules on first use (PEP 562), so ``import reward_models`` and
 ``import reward_models.config`` load no torch; the model, training and checkpoints do.

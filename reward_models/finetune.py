@@ -9,7 +9,7 @@ Each member of an ensemble trains on its own bootstrap resample of the answers, 
 keep disagreeing where the answers leave them free to, which is what disagreement-based query
 selection (:mod:`reward_models.query_selection`) needs.
 
-:class:`reward_models.human_backend.AsyncHumanBackend` always fine-tunes the checkpoint's
+:class:`reward_models.human_async.AsyncHumanBackend` always fine-tunes the checkpoint's
 model on all answers so far (not the last fine-tuned model again), so that a model is a
 function of the answers, without the drift of training a fine-tuned model again on the same
 answers; a fine-tuning can be stopped between minibatches by an event.

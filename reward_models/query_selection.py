@@ -1,6 +1,6 @@
 """Which comparisons the asynchronous human backend asks people about.
 
-A query of :class:`reward_models.human_backend.AsyncHumanBackend` holds a scene and up to
+A query of :class:`reward_models.human_async.AsyncHumanBackend` holds a scene and up to
 ``candidates`` distinct recent actions (:func:`recent_candidates`: the scene's own first, then
 recent actions of other scenes -- an action means the same polygon on every scan, so it is a
 valid TF to show on this one). Of the pairs of candidates not asked before on that scene
