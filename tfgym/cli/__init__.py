@@ -6,6 +6,7 @@ Subcommands, one module per group::
     tfgym render --scene headsq --tf reference -o head.png
     tfgym version
     tfgym demo --out runs/demo --budget 400        # demo.py: CEM on a few scenes, figures
+    tfgym export-tf runs/demo/headsq/best_tf.json --format vtk -o tf_vtk/   # export.py
     tfgym collect --scene phantom-00 --pairs 4000 --db prefs.sqlite   # collect.py
     tfgym collect --labeler human --scene headsq --db labels.sqlite  # queue pairs for people
     tfgym label --db labels.sqlite [--host 0.0.0.0 --token T]        # label.py: the web app
@@ -34,7 +35,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from tfgym.cli import agents, collect, demo, label, prefs, rm, scenes
+from tfgym.cli import agents, collect, demo, export, label, prefs, rm, scenes
 from tfgym.cli.common import EXIT_USAGE, CliError, Command
 from tfgym.cli.options import cli_words
 
@@ -48,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Learn 2D transfer functions for CT volume rendering (Gymnasium env).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (scenes, demo, collect, label, prefs, rm, agents):
+    for module in (scenes, demo, export, collect, label, prefs, rm, agents):
         module.register(sub)
     return parser
 
