@@ -141,3 +141,18 @@ def test_slicer_malformed_raises(tmp_path: Path, text: str, match: str) -> None:
     (tmp_path / "bad.vp").write_text(text)
     with pytest.raises(ValueError, match=match):
         read_slicer(tmp_path / "bad.vp")
+
+
+def test_export_tf_command_writes_every_format(tmp_path, capsys):
+    from tfgym.cli import main
+
+    for fmt, name in (("2dt", "tf.2dt"), ("vp.json", "tf.vp.json"), ("vp", "tf.vp")):
+        assert main(["export-tf", "reference", "--format", fmt, "-o", str(tmp_path / name)]) == 0
+        assert (tmp_path / name).stat().st_size > 0
+    assert read_2dt(tmp_path / "tf.2dt").swatches
+    assert read_slicer(tmp_path / "tf.vp.json").iou is not None
+    assert main(["export-tf", "nope.json", "--format", "2dt", "-o", str(tmp_path / "x")]) == 2
+    assert "not found: nope.json" in capsys.readouterr().err
+    out = str(tmp_path / "a.vti")
+    assert main(["export-tf", "reference", "--format", "vtk", "-o", out]) == 2
+    assert "writes a folder" in capsys.readouterr().err

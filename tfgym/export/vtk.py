@@ -78,6 +78,13 @@ parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--png", default=PNG, help="save the image here instead of opening a window")
 parser.add_argument("--scan", default=SCAN, help="the scan (a file or DICOM folder)")
 parser.add_argument("--size", type=int, default=IMAGE_SIZE, help="image side in pixels")
+parser.add_argument(
+    "--voxels",
+    choices=("smooth", "blocks"),
+    default="smooth",
+    help="smooth: linear interpolation between voxel centres (as a viewer shows a scan); "
+    "blocks: each voxel a constant box, as tfgym's fast training renderer sees it",
+)
 args = parser.parse_args()
 
 # The scan, reoriented so that its index axes are LPS (as tfgym loads it): data[z, y, x].
@@ -107,14 +114,19 @@ table[..., 3] = 1.0 - (1.0 - table[..., 3].clip(0, 1)) ** (voxel / unit0)
 tf_image = pv.ImageData(dimensions=(size, size, 1))
 tf_image.point_data["rgba"] = table.reshape(-1, 4).astype(np.float32)
 
-# The volume as cell data: voxel (z, y, x) is the box centred on (x, y, z) * spacing.
 nz, ny, nx = data.shape
-grid = pv.ImageData(dimensions=(nx + 1, ny + 1, nz + 1), spacing=spacing, origin=-spacing / 2)
-grid.cell_data["intensity"] = data.ravel()
-
 mapper = vtkGPUVolumeRayCastMapper()
+if args.voxels == "smooth":
+    # point data: voxel (z, y, x) is the sample at (x, y, z) * spacing, interpolated linearly
+    grid = pv.ImageData(dimensions=(nx, ny, nz), spacing=spacing, origin=(0.0, 0.0, 0.0))
+    grid.point_data["intensity"] = data.ravel()
+    mapper.SetScalarModeToUsePointFieldData()
+else:
+    # cell data: voxel (z, y, x) is the box centred on (x, y, z) * spacing
+    grid = pv.ImageData(dimensions=(nx + 1, ny + 1, nz + 1), spacing=spacing, origin=-spacing / 2)
+    grid.cell_data["intensity"] = data.ravel()
+    mapper.SetScalarModeToUseCellFieldData()
 mapper.SetInputData(grid)
-mapper.SetScalarModeToUseCellFieldData()
 mapper.SelectScalarArray("intensity")
 mapper.SetAutoAdjustSampleDistances(0)
 mapper.SetSampleDistance(voxel)  # one sample per voxel
@@ -122,7 +134,10 @@ mapper.SetUseJittering(0)
 prop = vtkVolumeProperty()
 prop.SetTransferFunctionMode(vtkVolumeProperty.TF_2D)
 prop.SetTransferFunction2D(tf_image)
-prop.SetInterpolationTypeToNearest()
+if args.voxels == "smooth":
+    prop.SetInterpolationTypeToLinear()
+else:
+    prop.SetInterpolationTypeToNearest()
 prop.ShadeOn()
 prop.SetAmbient(0.3)
 prop.SetDiffuse(0.7)
@@ -130,10 +145,11 @@ prop.SetSpecular(0.0)
 volume = vtkVolume()
 volume.SetMapper(mapper)
 volume.SetProperty(prop)
-# samples on the voxel centres (VTK's first sample would lie one step inside the box)
-volume.GetShaderProperty().AddFragmentShaderReplacement(
-    "//VTK::Cropping::Init", True, "g_rayOrigin -= 0.5 * g_dirStep;\n//VTK::Cropping::Init", False
-)
+if args.voxels == "blocks":  # samples on the voxel centres (VTK's first is a step inside)
+    init = "//VTK::Cropping::Init"
+    volume.GetShaderProperty().AddFragmentShaderReplacement(
+        init, True, "g_rayOrigin -= 0.5 * g_dirStep;\n" + init, False
+    )
 
 window = (args.size, args.size)
 plotter = pv.Plotter(off_screen=bool(args.png), window_size=window, lighting="none")
