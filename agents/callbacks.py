@@ -33,7 +33,15 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 
 from tfgym.scoring import SceneScorer, ScoringSettings
 
-__all__ = ["KLPenaltyCallback", "MonitorCallback", "policy_actions"]
+__all__ = [
+    "TRACE_FIELDS",
+    "KLPenaltyCallback",
+    "MonitorCallback",
+    "evaluate_policy",
+    "policy_actions",
+    "policy_image",
+    "write_trace_row",
+]
 
 _NOT_TEXT = ("stdout", "log", "json", "csv")
 
@@ -46,6 +54,68 @@ def policy_actions(policy: Any, observations: np.ndarray) -> np.ndarray:
     """
     actions, _ = policy.predict(np.asarray(observations), deterministic=True)
     return np.clip(np.asarray(actions, dtype=np.float32), -1.0, 1.0)
+
+
+TRACE_FIELDS = (
+    "timesteps", "reward_mean", "oracle_mean", "eval_oracle_mean", "eval_ratio_to_best",
+    "kl_mean", "kl_beta",
+)  # fmt: skip
+"""The columns of a training run's ``trace.csv`` (a row leaves out what it does not have)."""
+
+
+def evaluate_policy(
+    policy: Any, scorers: Sequence[SceneScorer], best: Mapping[str, float] | None = None
+) -> dict[str, float]:
+    """The oracle's mean score of a policy's deterministic TFs on scenes (one pass each).
+
+    Args:
+        policy: anything with SB3's ``predict`` (an SB3 model, an
+            :class:`~agents.actor_critic.ActorCritic`).
+        scorers: the scenes' scorers.
+        best: per-scene best-known scores; when every scene has one (> 0), the mean ratio to
+            them is returned as well.
+
+    Returns:
+        ``eval_oracle_mean`` and, with ``best``, ``eval_ratio_to_best``.
+    """
+    actions = policy_actions(policy, np.stack([s.observation for s in scorers]))
+    scores = np.array(
+        [float(sc.score(a).oracle_score[0]) for sc, a in zip(scorers, actions, strict=True)]
+    )
+    out = {"eval_oracle_mean": float(scores.mean())}
+    known = [(best or {}).get(s.name) for s in scorers]
+    if all(b is not None and b > 0 for b in known):
+        out["eval_ratio_to_best"] = float(np.mean(scores / np.asarray(known, dtype=np.float64)))
+    return out
+
+
+def policy_image(policy: Any, scorer: SceneScorer, display_size: int, title: str) -> np.ndarray:
+    """RGB ``(h, w, 3)``: the display rendering of a policy's TF above the JH with its polygon."""
+    from tfgym.display import display_figure, display_scene, render_display
+    from tfgym.figures import figure_to_rgb
+
+    action = policy_actions(policy, scorer.observation[None])
+    score = float(scorer.score(action).oracle_score[0])
+    shown = display_scene(scorer.name, working_size=display_size)
+    images = render_display(
+        shown, action, views=("front",), working_size=display_size, settings=scorer.settings
+    )
+    fig = display_figure(
+        images, [f"{scorer.name}: oracle {score:.3f}"], views=("front",), scene=scorer.scene,
+        actions=action, suptitle=title,
+    )  # fmt: skip
+    return figure_to_rgb(fig)
+
+
+def write_trace_row(path: Path, row: Mapping[str, float]) -> None:
+    """Append a row to a ``trace.csv`` (:data:`TRACE_FIELDS`; the header when it is new)."""
+    new = not path.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=TRACE_FIELDS, extrasaction="ignore")
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
 
 
 class MonitorCallback(BaseCallback):
@@ -150,51 +220,23 @@ class MonitorCallback(BaseCallback):
     def evaluate(self) -> dict[str, float]:
         """Oracle scores of the deterministic policy's TFs on the evaluation scenes."""
         scorers = [self._scorer(s) for s in self.eval_scenes]
-        actions = policy_actions(self.model, np.stack([s.observation for s in scorers]))
-        scores = np.array(
-            [float(sc.score(a).oracle_score[0]) for sc, a in zip(scorers, actions, strict=True)]
-        )
-        out = {"eval_oracle_mean": float(scores.mean())}
+        out = evaluate_policy(self.model, scorers, self.eval_best)
         self.logger.record("eval/oracle_score_mean", out["eval_oracle_mean"])
-        best = [self.eval_best.get(s) for s in self.eval_scenes]
-        if all(b is not None and b > 0 for b in best):
-            ratio = float(np.mean(scores / np.asarray(best, dtype=np.float64)))
-            out["eval_ratio_to_best"] = ratio
-            self.logger.record("eval/ratio_to_best", ratio)
+        if "eval_ratio_to_best" in out:
+            self.logger.record("eval/ratio_to_best", out["eval_ratio_to_best"])
         return out
 
     def log_images(self) -> None:
         """Display renderings of the policy's TFs above the JH with the polygon, per scene."""
-        from tfgym.display import display_figure, display_scene, render_display
-        from tfgym.figures import figure_to_rgb
-
         for name in self.image_scenes:
-            scorer = self._scorer(name)
-            action = policy_actions(self.model, scorer.observation[None])
-            score = float(scorer.score(action).oracle_score[0])
-            shown = display_scene(name, working_size=self.display_size)
-            images = render_display(
-                shown, action, views=("front",), working_size=self.display_size,
-                settings=self.settings,
-            )  # fmt: skip
-            fig = display_figure(
-                images, [f"{name}: oracle {score:.3f}"], views=("front",), scene=scorer.scene,
-                actions=action, suptitle=f"step {self.num_timesteps}",
-            )  # fmt: skip
-            self.logger.record(f"images/{name}", Image(figure_to_rgb(fig), "HWC"), _NOT_TEXT)
+            image = policy_image(
+                self.model, self._scorer(name), self.display_size, f"step {self.num_timesteps}"
+            )
+            self.logger.record(f"images/{name}", Image(image, "HWC"), _NOT_TEXT)
 
     def _write(self, row: dict[str, float]) -> None:
-        if self.trace_path is None:
-            return
-        fields = ["timesteps", "reward_mean", "oracle_mean", "eval_oracle_mean"]
-        fields += ["eval_ratio_to_best", "kl_mean", "kl_beta"]
-        new = not self.trace_path.exists()
-        self.trace_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.trace_path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        if self.trace_path is not None:
+            write_trace_row(self.trace_path, row)
 
 
 class KLPenaltyCallback(BaseCallback):

@@ -13,10 +13,13 @@ import numpy as np
 
 from tfgym.scoring import ScoringSettings
 
-__all__ = ["EXTRACTOR_NAMES", "PPOConfig", "RLHFConfig", "scene_list"]
+__all__ = ["ENGINES", "EXTRACTOR_NAMES", "PPOConfig", "RLHFConfig", "scene_list"]
 
 EXTRACTOR_NAMES = ("histogram", "nature")
 """Feature extractors of the PPO policy (:data:`agents.policy.EXTRACTORS`)."""
+
+ENGINES = ("sb3", "rllib")
+"""RL libraries that train the PPO agent: Stable-Baselines3 and Ray RLlib."""
 
 
 def scene_list(scenes: str) -> list[str] | str:
@@ -46,6 +49,12 @@ class PPOConfig:
         label_db: the ``human`` backend's label queue (SQLite file or ``postgresql://`` URL).
         human_mode: the ``human`` backend's mode: ``"async"`` (the reward model's reward at
             once, retrained as people answer; for PPO) or ``"blocking"``.
+        engine: ``"sb3"`` (Stable-Baselines3, :mod:`agents.ppo`) or ``"rllib"`` (Ray RLlib,
+            :mod:`agents.rllib`; the same network and PPO settings).
+        env_runners: the rllib engine's env runners (Ray actors); ``n_envs`` is spread over
+            them.
+        ray_address: the rllib engine's Ray cluster (None: ``$RAY_ADDRESS``, else a local Ray
+            bound to 127.0.0.1).
         total_timesteps: env steps to train for.
         n_envs: parallel envs.
         vec_env: ``"dummy"`` (one process) or ``"subproc"``.
@@ -93,6 +102,24 @@ class PPOConfig:
     human_mode: str = field(
         default="async", metadata=_help("human backend mode", choices=("async", "blocking"))
     )
+    engine: str = field(
+        default="sb3",
+        metadata=_help(
+            "RL library: Stable-Baselines3, or Ray RLlib (pip install tfgym[ray])",
+            choices=ENGINES,
+        ),
+    )
+    env_runners: int = field(
+        default=2, metadata=_help("RLlib env runners (Ray actors); the n_envs spread over them")
+    )
+    ray_address: str | None = field(
+        default=None,
+        metadata=_help(
+            "Ray cluster address of the rllib engine",
+            flag="--address",
+            default_help="$RAY_ADDRESS, else a local Ray bound to 127.0.0.1",
+        ),
+    )
     total_timesteps: int = field(default=200_000, metadata=_help("env steps", flag="--steps"))
     n_envs: int = field(default=8, metadata=_help("parallel envs"))
     vec_env: str = field(
@@ -136,6 +163,10 @@ class PPOConfig:
         for name in ("total_timesteps", "n_envs", "n_steps", "batch_size", "n_epochs"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"unknown engine {self.engine!r}; valid: {list(ENGINES)}")
+        if int(self.env_runners) < 0:
+            raise ValueError(f"env_runners must be at least 0, got {self.env_runners}")
         if self.vec_env not in ("dummy", "subproc"):
             raise ValueError(f"vec_env must be 'dummy' or 'subproc', got {self.vec_env!r}")
         if self.extractor not in EXTRACTOR_NAMES:
