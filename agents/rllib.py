@@ -34,7 +34,9 @@ from __future__ import annotations
 
 import copy
 import inspect
+import ipaddress
 import json
+import logging
 import math
 import os
 import time
@@ -132,9 +134,12 @@ class TfgymRLModule(TorchRLModule, ValueFunctionAPI):
 
     def setup(self) -> None:
         """Build the network for the observation and action spaces."""
-        bins = int(self.observation_space.shape[0])
-        action_dim = int(self.action_space.shape[0])
-        given = dict(self.model_config or {})  # RLlib adds its own defaults: keep ours
+        obs_space, action_space = self.observation_space, self.action_space
+        if not (isinstance(obs_space, gym.spaces.Box) and isinstance(action_space, gym.spaces.Box)):
+            raise TypeError(f"expected Box spaces, got {obs_space} and {action_space}")
+        bins, action_dim = int(obs_space.shape[0]), int(action_space.shape[0])
+        config: Any = self.model_config or {}
+        given = config if isinstance(config, dict) else vars(config)  # RLlib adds its defaults
         self.net = ActorCritic(bins, action_dim, **{k: given[k] for k in _NET_KEYS if k in given})
 
     @staticmethod
@@ -169,6 +174,17 @@ class _EpisodeSums(RLlibCallback):
             metrics_logger.log_value("tfgym_oracle_sum", float(score), reduce="sum")
 
 
+def _loopback(address: str) -> bool:
+    """Whether a Ray address (``host:port``, ``ray://host:port``) names this machine's loopback."""
+    host = address.split("://")[-1].rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def init_ray(address: str | None = None, *, num_cpus: int | None = None) -> str:
     """Connect to a Ray cluster, or start a local Ray bound to 127.0.0.1 (module docstring).
 
@@ -178,21 +194,23 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None) -> str:
     if ray.is_initialized():
         return "existing"
     address = address or os.environ.get("RAY_ADDRESS") or None
-    if address:
-        ray.init(address=address, logging_level="WARNING", log_to_driver=False)
-        return "cluster"
-    # Ray turns a loopback node address into the machine's network address when it starts a
-    # node (so that other machines could join), and its servers then listen there; only where
-    # clusters are off (its macOS/Windows default) does the node stay on 127.0.0.1. A local
-    # run needs no other machine: start the node with clusters off.
+    # Ray turns a loopback node address into the machine's network address (so that other
+    # machines could join), when it starts a node and when a driver joins one, and its servers
+    # then listen there; only where clusters are off (its macOS/Windows default) does a node
+    # stay on 127.0.0.1. A local run needs no other machine: start (or join, for a Ray
+    # started on loopback) with clusters off.
     from ray._private import ray_constants
 
-    with mock.patch.object(ray_constants, "ENABLE_RAY_CLUSTER", False):
+    local = address is None or _loopback(address)
+    with mock.patch.object(ray_constants, "ENABLE_RAY_CLUSTER", not local):
+        if address:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+            return "cluster"
         ray.init(
             _node_ip_address="127.0.0.1",
             num_cpus=num_cpus,
             include_dashboard=False,
-            logging_level="WARNING",
+            logging_level=logging.WARNING,
             log_to_driver=False,
         )
     return "local"
@@ -386,7 +404,8 @@ def train_rllib(
         on_iteration: called with each iteration's row (timesteps, reward, oracle, ...).
         progress: a progress bar over env steps.
         keep_ray: leave the algorithm and Ray running afterwards (default: stop the
-            algorithm, and shut down a Ray this call started).
+            algorithm; stop the local Ray this call started, or disconnect from the cluster
+            it connected to; a Ray initialised before the call is left as it is).
 
     Returns:
         The :class:`RLlibRun`; its ``policy`` is also saved as ``out_dir/policy.pt``.
@@ -426,8 +445,8 @@ def train_rllib(
         bar.close()
         monitor.close()
         run.finish(stop=not keep_ray)
-        if not keep_ray and mode == "local":
-            ray.shutdown()
+        if not keep_ray and mode != "existing":
+            ray.shutdown()  # a local Ray stops; from a cluster, the driver disconnects
     return run
 
 

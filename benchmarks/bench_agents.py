@@ -14,6 +14,8 @@ train scenes (CEM, ``--constant-budget`` candidates), over several seeds:
 * ``pipeline``: the full RLHF pipeline (:func:`agents.pipeline.run_rlhf`) with the simulated
   labeler and ``--pairs`` pairs; goal: >= 0.8 of the best and better than the constant on
   average, with its reward-hacking report.
+* ``rllib``: the ``ppo`` part's settings on Ray RLlib (``--env-runners`` env runners, the
+  same network and PPO settings; needs the ``ray`` extra), per seed.
 * ``extractor``: the histogram extractor against SB3's NatureCNN at equal budgets (seed 0).
 * ``time``: time to a TF for a new scan: the agent's one forward pass against CMA-ES's time
   and renders to reach the agent's score on each held-out scene.
@@ -25,6 +27,7 @@ Usage::
 
     python benchmarks/bench_agents.py --parts ppo sft --seeds 0 1 2
     python benchmarks/bench_agents.py --parts pipeline --seeds 0 1 2
+    .venv-ray/bin/python benchmarks/bench_agents.py --parts rllib --ppo-steps 50000
     python benchmarks/bench_agents.py --quick --out /tmp/agents.json   # smoke test
     python benchmarks/bench_agents.py --merge a.json b.json   # parts run in parallel
 """
@@ -188,6 +191,36 @@ def part_ppo(args: argparse.Namespace, ctx: dict[str, Any], sft: bool) -> dict[s
     return _summary(out, sft)
 
 
+def part_rllib(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
+    """The ppo part on Ray RLlib (same network, settings and evaluation), per seed."""
+    from agents.rllib import train_rllib
+
+    out: dict[str, Any] = {
+        "steps": args.ppo_steps, "scenes": args.ppo_scenes, "env_runners": args.env_runners,
+        "seeds": {},
+    }  # fmt: skip
+    for seed in args.seeds:
+        config = _ppo_config(args, seed, engine="rllib", env_runners=args.env_runners)
+        start = time.perf_counter()
+        run = train_rllib(
+            config, args.runs / f"rllib{args.tag}-seed{seed}", eval_best=ctx["best"],
+            progress=args.progress,
+        )  # fmt: skip
+        seconds = time.perf_counter() - start
+        evaluation = _evaluate(args, {"rllib": run.policy}, ctx["constant"])
+        curve = _curve(run.monitor_rows)
+        out["seeds"][seed] = {
+            **_figures(evaluation, "rllib"),
+            "seconds": seconds,
+            "steps_per_s": run.num_timesteps / seconds,
+            "curve": curve,
+            "steps_to_0.8": _steps_to(curve, 0.8),
+            "steps_to_0.9": _steps_to(curve, 0.9),
+        }
+        print(f"[rllib] seed {seed}: {out['seeds'][seed]['heldout_ratio']:.3f} of best", flush=True)
+    return _summary(out, sft=True)
+
+
 def part_pipeline(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
     """The full RLHF pipeline with the simulated labeler, per seed."""
     out: dict[str, Any] = {"pairs": args.pairs, "seeds": {}}
@@ -299,6 +332,7 @@ def _plot(results: dict[str, Any], path: Path) -> None:
         "ppo_train_only": ("tab:cyan", "--", "PPO"),
         "ppo_train_only_150k": ("tab:purple", ":", "PPO"),
         "sft": ("tab:orange", "-", "SFT + PPO"),
+        "rllib": ("tab:red", "-.", "PPO on RLlib"),
     }
     for part, (color, ls, name) in styles.items():
         runs = results.get(part, {})
@@ -359,6 +393,7 @@ def main() -> None:
         "train phantoms plus 512 phantoms of the procedural seed range)",
     )
     p.add_argument("--tag", default="", help="suffix of the ppo/sft run folders")
+    p.add_argument("--env-runners", type=int, default=2, help="env runners of the rllib part")
     p.add_argument("--pipeline-steps", type=int, default=100_000)
     p.add_argument("--pairs", type=int, default=4000)
     p.add_argument("--kl-beta", type=float, default=RLHFConfig.kl_beta)
@@ -401,6 +436,7 @@ def main() -> None:
     runners = {
         "ppo": lambda: part_ppo(args, ctx, sft=False),
         "sft": lambda: part_ppo(args, ctx, sft=True),
+        "rllib": lambda: part_rllib(args, ctx),
         "extractor": lambda: part_extractor(args, ctx),
         "time": lambda: part_time(args, ctx),
         "pipeline": lambda: part_pipeline(args, ctx),

@@ -201,7 +201,7 @@ def test_evaluate_command_prints_the_table(run_folder, capsys):
     assert "| rlhf |" in out
     assert "run folder" in out
     assert main(["evaluate", str(folder / "nope")]) == 2
-    assert "not an RLHF run folder" in capsys.readouterr().err
+    assert "neither an RLHF run folder" in capsys.readouterr().err
 
 
 def test_short_option_keeps_explicit_values():

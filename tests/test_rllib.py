@@ -50,6 +50,21 @@ def _listening() -> set[tuple[str, int]]:
     }
 
 
+def _ray_listening() -> set[tuple[str, int]]:
+    """Listening sockets of Ray's processes (GCS, raylets, workers, agents)."""
+    out = set()
+    for c in psutil.net_connections("inet"):
+        if c.status != psutil.CONN_LISTEN or c.pid is None:
+            continue
+        try:
+            cmdline = " ".join(psutil.Process(c.pid).cmdline())
+        except psutil.Error:
+            continue
+        if "/ray/" in cmdline or cmdline.startswith("ray::"):
+            out.add((c.laddr.ip, c.laddr.port))
+    return out
+
+
 def _is_loopback(ip: str) -> bool:
     address = ipaddress.ip_address(ip.split("%")[0])
     mapped = getattr(address, "ipv4_mapped", None)
@@ -183,6 +198,60 @@ def test_train_rllib_loads_the_reward_model_in_every_runner(tmp_path):
     assert row["reward_mean"] != pytest.approx(row["oracle_mean"])  # the RM's reward
 
 
+@pytest.fixture
+def ray_cluster(tmp_path):
+    """A separate Ray "cluster" (one head node on 127.0.0.1, started by ``ray start``)."""
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ray_cli = shutil.which("ray", path=os.path.dirname(sys.executable))
+    # a head that no other machine may join: Ray's servers stay on loopback (agents.rllib)
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    start = [ray_cli, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+             "--num-cpus=3", "--include-dashboard=false", "--disable-usage-stats"]  # fmt: skip
+    subprocess.run(start, env=env, check=True, capture_output=True, timeout=120)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_train_agent_joins_an_existing_cluster_by_ray_address(ray_cluster, tmp_path):
+    """``tfgym train-agent --engine rllib`` with ``$RAY_ADDRESS``: it joins the cluster (with
+    its token: Ray never sends one to an explicit address unless told), trains, disconnects;
+    the cluster runs on, on loopback only. Without the token mode: a clear error."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "tfgym.cli", "train-agent", "--engine", "rllib", "--out", str(out),
+        "--env-runners", "2", "--n-envs", "2", "--n-steps", "16", "--batch-size", "32",
+        "--n-epochs", "1", "--image-size", "32", "--features-dim", "16", "--steps", "32",
+        "--eval-every", "0", "--image-every", "0", "--checkpoint-every", "0", "--no-progress",
+    ]  # fmt: skip
+    env = {**os.environ, "RAY_ADDRESS": ray_cluster, "RAY_AUTH_MODE": "token"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (out / "policy.pt").is_file() and (out / "trace.csv").read_text().count("\n") == 2
+    port = int(ray_cluster.rsplit(":", 1)[1])
+    assert port in {p for _, p in _listening()}  # the cluster's GCS still listens
+    cluster = _ray_listening()
+    assert cluster and all(_is_loopback(ip) for ip, _ in cluster), sorted(cluster)
+    env.pop("RAY_AUTH_MODE")
+    refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2
+    assert "RAY_AUTH_MODE=token" in refused.stderr
+
+
 @pytest.mark.slow
 def test_rllib_ppo_two_runners_learns_and_is_evaluated(tmp_path, capsys):
     """RLlib PPO, 2 env runners x 2 envs, 12 iterations of 512 actions: the held-out oracle
@@ -204,3 +273,27 @@ def test_rllib_ppo_two_runners_learns_and_is_evaluated(tmp_path, capsys):
     assert "| ppo-rllib |" in out
     evaluation = json.loads((tmp_path / "run" / "eval" / "evaluation.json").read_text())
     assert evaluation["agents"] == ["ppo-rllib"]
+
+
+def test_bench_rllib_smoke(tmp_path):
+    """The benchmark runs (tiny budgets, sampling only) and writes its table as JSON."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    path = tmp_path / "rllib.json"
+    args = ["--scenes", "headsq", "--n-envs", "2", "--n-steps", "16", "--image-size", "32",
+            "--steps", "40", "--rounds", "2", "--no-training", "--out", str(path)]  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "bench_rllib.py"), *args],
+        capture_output=True, encoding="utf-8", timeout=300, cwd=root, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    record = json.loads(path.read_text())
+    rows = {row["name"]: row for row in record["sampling"]}
+    assert list(rows) == ["SB3 SubprocVecEnv x2", "SB3 DummyVecEnv x2", "RLlib 1 runner x2",
+                          "RLlib 2 runners x1"]  # fmt: skip
+    assert all(row["steps_per_second"] > 0 for row in rows.values())
+    assert rows["RLlib 2 runners x1"]["baseline"] == "SB3 SubprocVecEnv x2"
+    assert "training" not in record

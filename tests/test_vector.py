@@ -226,3 +226,23 @@ def test_bad_arguments_raise(kwargs, match):
 def test_make_vec_entry_point_refuses_vector_kwargs():
     with pytest.raises(gym.error.Error, match="vector_kwargs"):
         gym.make_vec(ENV_ID, num_envs=2, vector_kwargs={"copy": False}, **SMALL)
+
+
+def test_vector_envs_keep_their_own_autoreset_metadata():
+    """Gymnasium 1.2's SyncVectorEnv writes its mode into its first env's metadata: each env
+    has its own, so two vector envs never report each other's mode."""
+    from tfgym.env import TransferFunctionEnv
+
+    a = SyncVectorEnv(
+        [lambda: TransferFunctionEnv(**SMALL)], autoreset_mode=AutoresetMode.SAME_STEP
+    )
+    b = SyncVectorEnv(
+        [lambda: TransferFunctionEnv(**SMALL)], autoreset_mode=AutoresetMode.NEXT_STEP
+    )
+    try:
+        assert a.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
+        assert b.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+        assert "autoreset_mode" not in TransferFunctionEnv.metadata
+    finally:
+        a.close()
+        b.close()

@@ -165,6 +165,9 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
         **backend_options: Any,
     ) -> None:
         """Validate arguments and build spaces; scenes load lazily at reset."""
+        # each env its own metadata: gymnasium 1.2's SyncVectorEnv writes its autoreset mode
+        # into its first env's metadata, which would otherwise be this class's, shared by all
+        self.metadata = {**type(self).metadata, "render_modes": list(self.metadata["render_modes"])}
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"unknown render_mode {render_mode!r}; valid: {self.metadata['render_modes']}"
@@ -308,7 +311,7 @@ class TransferFunctionEnv(gym.Env[np.ndarray, np.ndarray]):
             self.render()
         return self._get_obs(), float(batch.rewards[0]), True, False, batch.info(0)
 
-    def render(self) -> np.ndarray | None:
+    def render(self) -> np.ndarray | None:  # type: ignore[override, unused-ignore]
         """``rgb_array``: the last rendering ``(H, W, 3)`` uint8 (black before a step).
 
         ``human``: shows the last TF on the working volume in an interactive pyvista window

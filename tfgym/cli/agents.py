@@ -27,7 +27,14 @@ def _train_rllib(args: argparse.Namespace, config: PPOConfig) -> int:
         ) from err
     if args.init:
         raise CliError("--init starts an SB3 policy; it is not used with --engine rllib")
-    run = train_rllib(config, args.out, progress=not args.no_progress)
+    try:
+        run = train_rllib(config, args.out, progress=not args.no_progress)
+    except ConnectionError as err:
+        raise CliError(
+            f"cannot reach the Ray cluster ({err}); a cluster with token authentication (Ray's "
+            "default) also needs RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN or "
+            "~/.ray/auth_token) here"
+        ) from err
     rows = [r for r in run.monitor_rows if "eval_oracle_mean" in r]
     if rows:
         print(
