@@ -174,21 +174,35 @@ def part_ppo(args: argparse.Namespace, ctx: dict[str, Any], sft: bool) -> dict[s
             progress=args.progress,
         )
         seconds = time.perf_counter() - start
-        evaluation = _evaluate(args, {name: model}, ctx["constant"])
-        curve = _curve(model.monitor_rows)  # type: ignore[attr-defined]
         out["seeds"][seed] = {
-            **_figures(evaluation, name),
-            "seconds": seconds,
-            "steps_per_s": args.ppo_steps / seconds,
-            "curve": curve,
-            "steps_to_0.8": _steps_to(curve, 0.8),
-            "steps_to_0.9": _steps_to(curve, 0.9),
+            **_seed_record(args, ctx, name, model, model.monitor_rows, seconds, seed),  # type: ignore[attr-defined]
             **({"bc_loss": [bc.losses[0], bc.losses[-1]]} if sft else {}),
         }
-        print(
-            f"[{name}] seed {seed}: {out['seeds'][seed]['heldout_ratio']:.3f} of best", flush=True
-        )
     return _summary(out, sft)
+
+
+def _seed_record(
+    args: argparse.Namespace,
+    ctx: dict[str, Any],
+    name: str,
+    policy: Any,
+    rows: list[dict[str, float]],
+    seconds: float,
+    seed: int,
+) -> dict[str, Any]:
+    """One seed's trained policy, evaluated: held-out figures, speed and curve (printed)."""
+    evaluation = _evaluate(args, {name: policy}, ctx["constant"])
+    curve = _curve(rows)
+    record = {
+        **_figures(evaluation, name),
+        "seconds": seconds,
+        "steps_per_s": args.ppo_steps / seconds,
+        "curve": curve,
+        "steps_to_0.8": _steps_to(curve, 0.8),
+        "steps_to_0.9": _steps_to(curve, 0.9),
+    }
+    print(f"[{name}] seed {seed}: {record['heldout_ratio']:.3f} of best", flush=True)
+    return record
 
 
 def part_rllib(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
@@ -207,17 +221,9 @@ def part_rllib(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
             progress=args.progress,
         )  # fmt: skip
         seconds = time.perf_counter() - start
-        evaluation = _evaluate(args, {"rllib": run.policy}, ctx["constant"])
-        curve = _curve(run.monitor_rows)
-        out["seeds"][seed] = {
-            **_figures(evaluation, "rllib"),
-            "seconds": seconds,
-            "steps_per_s": run.num_timesteps / seconds,
-            "curve": curve,
-            "steps_to_0.8": _steps_to(curve, 0.8),
-            "steps_to_0.9": _steps_to(curve, 0.9),
-        }
-        print(f"[rllib] seed {seed}: {out['seeds'][seed]['heldout_ratio']:.3f} of best", flush=True)
+        out["seeds"][seed] = _seed_record(
+            args, ctx, "rllib", run.policy, run.monitor_rows, seconds, seed
+        )
     return _summary(out, sft=True)
 
 
@@ -328,9 +334,9 @@ def _plot(results: dict[str, Any], path: Path) -> None:
     fig = Figure(figsize=(7.5, 4.2), dpi=110, layout="constrained")
     ax = fig.subplots()
     styles = {
-        "ppo": ("tab:blue", "-", "PPO"),
-        "ppo_train_only": ("tab:cyan", "--", "PPO"),
-        "ppo_train_only_150k": ("tab:purple", ":", "PPO"),
+        "ppo": ("tab:blue", "-", "PPO on SB3"),
+        "ppo_train_only": ("tab:cyan", "--", "PPO on SB3"),
+        "ppo_train_only_150k": ("tab:purple", ":", "PPO on SB3"),
         "sft": ("tab:orange", "-", "SFT + PPO"),
         "rllib": ("tab:red", "-.", "PPO on RLlib"),
     }
@@ -408,6 +414,13 @@ def main() -> None:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.add_argument("--merge", type=Path, nargs="+", help="merge these result files into --out")
+    p.add_argument(
+        "--plot-with",
+        type=Path,
+        help="draw this result file's curves in the figure too (e.g. the SB3 parts beside the "
+        "rllib part); with --parts and no part, only redraw the figure",
+    )
+    p.add_argument("--plot-parts", nargs="+", help="of --plot-with, only these parts")
     args = p.parse_args()
     if args.merge:
         merged: dict[str, Any] = {}
@@ -441,6 +454,10 @@ def main() -> None:
         "time": lambda: part_time(args, ctx),
         "pipeline": lambda: part_pipeline(args, ctx),
     }
+    shown = json.loads(args.plot_with.read_text())["results"] if args.plot_with else {}
+    shown = {k: v for k, v in shown.items() if not args.plot_parts or k in args.plot_parts}
+    if not args.parts:
+        _plot({**shown, **results}, args.out.with_name(args.out.stem + "_curves.png"))
     for part in args.parts:
         results[part] = runners[part]()
         results["baselines"] = {
@@ -454,7 +471,7 @@ def main() -> None:
                 {"machine": machine_info(), "args": _args(args), "results": results}, indent=2
             )
         )
-        _plot(results, args.out.with_name(args.out.stem + "_curves.png"))
+        _plot({**shown, **results}, args.out.with_name(args.out.stem + "_curves.png"))
         print(json.dumps({k: v for k, v in results[part].items() if k != "seeds"}, indent=2))
 
 
