@@ -198,6 +198,33 @@ def test_train_rllib_loads_the_reward_model_in_every_runner(tmp_path):
     assert row["reward_mean"] != pytest.approx(row["oracle_mean"])  # the RM's reward
 
 
+@pytest.mark.slow
+def test_train_rllib_against_people_through_the_label_queue(tmp_path):
+    """The human backend in an env runner (another process): its envs queue comparisons in
+    the label database, simulated people answer over HTTP, the rewards come from them."""
+    from tests.test_human_backend import EMPTY, FAST, labelers, serving
+
+    db = str(tmp_path / "labels.db")
+    good = reference_action(load_scene("headsq", working_size=32))
+    config = PPOConfig(
+        **{**TINY, "n_steps": 4}, env_runners=1, n_envs=2, total_timesteps=8, eval_every=0,
+        image_every=0, scenes="headsq", backend="human", label_db=db, human_mode="blocking",
+    )  # fmt: skip
+    options = {"working_size": 32, "references": [good, EMPTY], "timeout_s": 60, **FAST}
+    with serving(db) as url, labelers(url):
+        run = train_rllib(config, None, env_options=options, progress=False)
+    row = run.monitor_rows[0]
+    assert row["episodes"] == 8 and np.isfinite(row["reward_mean"])
+    with LabelQueue(db) as queue:
+        records = queue.store.records(scene="headsq")
+        counts = queue.counts()
+    # the references against each other, then each action against the references; every
+    # step waited for its answers
+    assert len(records) >= 1 + 8 * 2
+    assert {r.labeler for r in records} <= {"sim-0", "sim-1"}
+    assert counts["waiting"] == counts["leased"] == 0 and counts["answered"] == len(records)
+
+
 @pytest.fixture
 def ray_cluster(tmp_path):
     """A separate Ray "cluster" (one head node on 127.0.0.1, started by ``ray start``)."""
