@@ -46,10 +46,11 @@ from agents.config import PPOConfig, scene_list
 from agents.policy import policy_kwargs
 from tfgym.env import TransferFunctionEnv
 
-__all__ = ["PPOConfig", "make_envs", "make_ppo", "train_ppo"]
+__all__ = ["PPOConfig", "affine_reward", "make_envs", "make_ppo", "train_ppo"]
 
 
-def _affine(reward: SupportsFloat, shift: float, scale: float) -> float:
+def affine_reward(reward: SupportsFloat, shift: float, scale: float) -> float:
+    """``(reward - shift) / scale``: the config's reward standardisation (picklable)."""
     return (float(reward) - shift) / scale
 
 
@@ -64,7 +65,7 @@ def make_envs(config: PPOConfig) -> VecEnv:
     wrapper_kwargs: dict[str, Any] | None = None
     if (config.reward_shift, config.reward_scale) != (0.0, 1.0):
         wrapper = TransformReward
-        func = partial(_affine, shift=config.reward_shift, scale=config.reward_scale)
+        func = partial(affine_reward, shift=config.reward_shift, scale=config.reward_scale)
         wrapper_kwargs = {"func": func}
     env_kwargs = config.env_kwargs()
     if config.backend == "human":

@@ -63,6 +63,7 @@ from ray.tune.registry import register_env
 
 from agents.actor_critic import ActorCritic
 from agents.config import PPOConfig, scene_list
+from agents.ppo import affine_reward
 from tfgym.env import TransferFunctionEnv
 from tfgym.wrappers import float_image_observation
 
@@ -88,10 +89,6 @@ _ENV_PARAMS = frozenset(inspect.signature(TransferFunctionEnv.__init__).paramete
 _BACKEND_PARAMS = frozenset({"reward_backend", "reward_kwargs", "reward_model_path"})
 
 
-def _affine(reward: Any, shift: float, scale: float) -> float:
-    return (float(reward) - shift) / scale
-
-
 def make_env(env_config: Mapping[str, Any]) -> gym.Env[Any, Any]:
     """One env of an env runner: TransferFunction-v0 with float32 [0, 1] HWC observations.
 
@@ -114,12 +111,13 @@ def make_env(env_config: Mapping[str, Any]) -> gym.Env[Any, Any]:
             kept = {k: v for k, v in kwargs.items() if k not in backend_keys}
             env = TransferFunctionEnv(**{**kept, "reward_backend": _HUMAN_BACKENDS[key]})
         else:
-            env = TransferFunctionEnv(**kwargs)
-            _HUMAN_BACKENDS[key] = env.unwrapped.backend  # type: ignore[attr-defined]
+            first = TransferFunctionEnv(**kwargs)
+            _HUMAN_BACKENDS[key] = first.backend
+            env = first
     else:
         env = TransferFunctionEnv(**kwargs)
     if (shift, scale) != (0.0, 1.0):
-        env = TransformReward(env, partial(_affine, shift=shift, scale=scale))
+        env = TransformReward(env, partial(affine_reward, shift=shift, scale=scale))
     return float_image_observation(env)
 
 
