@@ -118,7 +118,29 @@ def make_env(env_config: Mapping[str, Any]) -> gym.Env[Any, Any]:
         env = TransferFunctionEnv(**kwargs)
     if (shift, scale) != (0.0, 1.0):
         env = TransformReward(env, partial(affine_reward, shift=shift, scale=scale))
-    return float_image_observation(env)
+    return float_image_observation(_RunnerSeed(env, int(getattr(env_config, "worker_index", 0))))
+
+
+class _RunnerSeed(gym.Wrapper[Any, Any, Any, Any]):
+    """Reset seeds that differ between env runners.
+
+    RLlib seeds runner ``k``'s vector env with ``seed + k``, whose sub-envs take
+    ``seed + k + i``: runners 1 and 2 would share all but one of their envs' seeds, hence
+    their scene streams. A seed ``s`` becomes ``SeedSequence([s, k])``'s, so every sub-env of
+    every runner has its own stream (and a run stays reproducible).
+    """
+
+    def __init__(self, env: gym.Env[Any, Any], worker_index: int) -> None:
+        super().__init__(env)
+        self.worker_index = worker_index
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        """Reset, with the seed mixed with the runner's index."""
+        if seed is not None:
+            seed = int(np.random.SeedSequence([seed, self.worker_index]).generate_state(1)[0])
+        return self.env.reset(seed=seed, options=options)
 
 
 class TfgymRLModule(TorchRLModule, ValueFunctionAPI):

@@ -86,6 +86,23 @@ def test_make_env_gives_float_channel_last_images_and_transforms_rewards():
     assert rewards[1] == pytest.approx((rewards[0] - 0.5) / 0.25)
 
 
+def test_make_env_gives_each_runner_its_own_scene_streams():
+    """RLlib seeds runner k's sub-env i with seed + k + i: runners would share streams."""
+    from ray.rllib.env.env_context import EnvContext
+
+    config = {"scenes": "train", "image_size": 32, "working_size": 32}
+
+    def stream(worker: int, seed: int) -> list[str]:
+        env = make_env(EnvContext(config, worker_index=worker))
+        scenes = [env.reset(seed=seed)[1]["scene"]]
+        scenes += [env.reset()[1]["scene"] for _ in range(5)]
+        return scenes
+
+    # runner 1's second sub-env and runner 2's first get the same seed from RLlib
+    assert stream(1, 2) != stream(2, 2)
+    assert stream(1, 2) == stream(1, 2)  # reproducible
+
+
 def test_make_env_shares_one_human_backend_per_process(tmp_path):
     """Each runner's envs share one label-queue backend; the reward comes from the answers."""
     from tests.test_human_backend import EMPTY, FAST, labelers, serving
