@@ -65,6 +65,7 @@ from agents.actor_critic import ActorCritic
 from agents.config import PPOConfig, scene_list
 from agents.ppo import affine_reward
 from tfgym.env import TransferFunctionEnv
+from tfgym.scoring import SceneScorer
 from tfgym.wrappers import float_image_observation
 
 __all__ = [
@@ -341,8 +342,6 @@ class _Monitor:
     def __init__(
         self, config: PPOConfig, out: Path | None, eval_best: Mapping[str, float] | None
     ) -> None:
-        from tfgym.scoring import SceneScorer
-
         self.config, self.out, self.eval_best = config, out, eval_best
         self.writer: Any = None
         if out is not None:
@@ -358,12 +357,11 @@ class _Monitor:
 
             self.eval_scenes = tuple(resolve_scenes(scene_list(config.eval_scenes)))
         self.scorers: dict[str, SceneScorer] = {}
-        self._scorer_cls = SceneScorer
         self.last_checkpoint = 0
 
-    def scorer(self, name: str) -> Any:
+    def scorer(self, name: str) -> SceneScorer:
         if name not in self.scorers:
-            self.scorers[name] = self._scorer_cls(name, self.config.settings)
+            self.scorers[name] = SceneScorer(name, self.config.settings)
         return self.scorers[name]
 
     def iteration(
